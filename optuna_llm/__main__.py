@@ -1,0 +1,3 @@
+from optuna_llm.cli import main
+
+raise SystemExit(main())
