@@ -1,0 +1,229 @@
+"""BaMSOOSampler: Bayesian Multi-Scale Optimistic Optimization (Wang et al. 2014)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_llm._attrs import DEPTH, NODE, SOURCE
+from optuna_llm.samplers._partition import Node, node_centre, node_key, parse_node_key
+from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler
+from optuna_llm.samplers._soo_tree import Plan, Records
+
+if TYPE_CHECKING:
+    from optuna._gp.gp import GPRegressor
+
+GP_ESTIMATED = "gp_estimated"
+"""User attr of a BaMSOO trial: ``{"h:i": value}`` for the nodes its call GP-estimated."""
+EVALUATION = "evaluation"
+"""User attr of a BaMSOO trial: ``"evaluated"`` (its own node is a real evaluation)."""
+
+
+def confidence_width(n_decided: int, eta: float) -> float:
+    """``B_N = sqrt(2 log(pi^2 N^2 / (6 eta)))`` (Wang et al. 2014)."""
+    return math.sqrt(2.0 * math.log(math.pi**2 * n_decided**2 / (6.0 * eta)))
+
+
+class _GPModel:
+    """Optuna's own GP (``optuna._gp``) fitted on every completed trial of the search space,
+    in the maximising convention and the objective's own units."""
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        is_categorical: np.ndarray,
+        cache: GPRegressor | None,
+    ) -> None:
+        import optuna._gp.gp as gp
+        import optuna._gp.prior as prior
+
+        self.mean = float(np.mean(y))
+        self.std = max(float(np.std(y)), 1e-10)
+        self.best = float(np.max(y))
+        self.gpr = gp.fit_kernel_params(
+            X=X,
+            Y=(y - self.mean) / self.std,
+            is_categorical=is_categorical,
+            log_prior=prior.default_log_prior,
+            minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
+            deterministic_objective=False,
+            gpr_cache=cache,
+        )
+
+    def bounds(self, x: np.ndarray, width: float) -> tuple[float, float]:
+        """``(LCB, UCB) = mu -/+ width * sigma`` at one point ``x`` (GP representation)."""
+        import torch
+
+        with torch.no_grad():
+            mean, var = self.gpr.posterior(torch.from_numpy(x))
+        mu = float(mean) * self.std + self.mean
+        sigma = math.sqrt(max(float(var), 0.0)) * self.std
+        return mu - width * sigma, mu + width * sigma
+
+
+class BaMSOOSampler(_TreeSampler):
+    """Bayesian Multi-Scale Optimistic Optimization, safe for many workers on one study.
+
+    BaMSOO (Wang, Shakibi, Jin and de Freitas, 2014) runs the SOO sweep of
+    :class:`~optuna_llm.samplers.SOOSampler` (same tree, split rule, ``h_max(n) =
+    floor(sqrt(n))`` with ``n`` the number of real evaluations, same claims and recovery in
+    shared studies), but a GP over all completed trials decides which new nodes deserve a real
+    evaluation: a node is evaluated only if its upper confidence bound
+    ``UCB = mu + B_N sigma`` reaches the best value seen so far; otherwise it takes its lower
+    bound ``LCB = mu - B_N sigma`` as a *GP-estimated* value and the tree goes on without an
+    evaluation. ``B_N = sqrt(2 log(pi^2 N^2 / (6 eta)))`` where ``N`` counts the nodes whose
+    value has been decided so far (evaluated, running or GP-estimated), the node being decided
+    included.
+
+    * The GP is Optuna's own (``optuna._gp``: Matern 5/2 with ARD, its priors and marginal
+      likelihood fit), on the same normalisation GPSampler uses; every completed trial whose
+      params lie in the search space feeds it, with or without a node (enqueued, seeded).
+    * GP-estimated nodes are written, keyed by node, into the system attrs of the trial whose
+      call decided them (and shown in its ``gp_estimated`` user attr); when two workers
+      estimate the same node, the lower trial number's value is used everywhere.
+    * A running trial's node takes its LCB as a liar value; a worker never waits.
+    * Until ``n_startup_trials`` trials have completed, every node is evaluated (no GP).
+
+    Args:
+        k: Number of children of a split (>= 2).
+        eta: Confidence parameter in ``(0, 1)`` of ``B_N``; smaller is more cautious (more
+            real evaluations).
+        seed: Seed of the independent sampler. The tree and GP decisions are deterministic.
+        independent_sampler: Sampler for parameters outside the relative search space.
+        max_failures: Failures after which a node is given up rather than retried.
+        n_startup_trials: Completed trials needed before the GP is used.
+
+    Example:
+        >>> import optuna
+        >>> from optuna_llm.samplers import BaMSOOSampler
+        >>> study = optuna.create_study(sampler=BaMSOOSampler(seed=0))
+        >>> study.optimize(lambda t: (t.suggest_float("x", -3, 3) - 1) ** 2, n_trials=15)
+        >>> study.best_value < 0.1
+        True
+    """
+
+    _tag = "bamsoo"
+
+    def __init__(
+        self,
+        *,
+        k: int = 3,
+        eta: float = 0.05,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        max_failures: int = 3,
+        n_startup_trials: int = 3,
+    ) -> None:
+        super().__init__(
+            k=k, seed=seed, independent_sampler=independent_sampler, max_failures=max_failures
+        )
+        if not (isinstance(eta, (int, float)) and 0.0 < eta < 1.0):
+            raise ValueError(f"eta must be a number in (0, 1), got {eta!r} (try eta=0.05).")
+        if not isinstance(n_startup_trials, int) or n_startup_trials < 2:
+            raise ValueError(
+                f"n_startup_trials must be an integer >= 2 (a GP needs data), got "
+                f"{n_startup_trials!r}."
+            )
+        self._eta = float(eta)
+        self._n_startup_trials = n_startup_trials
+        self._gpr_cache: GPRegressor | None = None
+
+    @property
+    def _key_estimates(self) -> str:
+        return f"{self._tag}:est"
+
+    def _records(
+        self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext, me: FrozenTrial
+    ) -> Records:
+        records = super()._records(study, trials, ctx, me)
+        for t in trials:  # sorted by number: the first writer of an estimate wins
+            attrs = t.system_attrs
+            if attrs.get(self._key_space) != ctx.hash:
+                continue
+            for key, (value, sweep) in attrs.get(self._key_estimates, {}).items():
+                records.add_estimate(parse_node_key(key), float(value), int(sweep))
+        return records
+
+    def _fit(
+        self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext
+    ) -> _GPModel | None:
+        space = ctx.space.search_space
+        usable = [
+            t
+            for t in trials
+            if t.state == TrialState.COMPLETE
+            and all(
+                name in t.params and dist._contains(dist.to_internal_repr(t.params[name]))
+                for name, dist in space.items()
+            )
+        ]
+        if len(usable) < self._n_startup_trials:
+            return None
+        X = ctx.space.gp_space.get_normalized_params(usable)
+        y = self._sign(study) * np.array([t.value for t in usable], dtype=float)
+        cache = self._gpr_cache
+        if cache is not None and len(cache.inverse_squared_lengthscales) != ctx.space.dim:
+            cache = None
+        model = _GPModel(X, y, ctx.space.is_categorical, cache)
+        self._gpr_cache = model.gpr
+        return model
+
+    def _plan(
+        self,
+        study: Study,
+        trials: Sequence[FrozenTrial],
+        records: Records,
+        ctx: _SpaceContext,
+        search_space: dict[str, BaseDistribution],
+    ) -> Plan:
+        model = self._fit(study, trials, ctx)
+        worst = min(records.values.values(), default=-math.inf)
+        n_decided = len(records.values) + len(records.pending) + len(records.estimates)
+        width_now = confidence_width(max(n_decided, 1), self._eta)
+
+        def point(node: Node) -> np.ndarray:
+            return ctx.space.snap(node_centre(ctx.space, self._k, node))
+
+        def liar(node: Node) -> float:
+            if model is None:
+                return worst
+            return model.bounds(point(node), width_now)[0]
+
+        def decide(node: Node, n: int) -> float | None:
+            if model is None:
+                return None
+            lcb, ucb = model.bounds(point(node), confidence_width(n, self._eta))
+            return None if ucb >= model.best else lcb
+
+        tree = self._build_tree(records, ctx, liar)
+        return tree.plan(decide=decide)
+
+    def _extra_claim_attrs(self, plan: Plan, written: dict[str, Any]) -> dict[str, Any]:
+        # Keep the estimates of this call's earlier (yielded) plans: others may build on them.
+        estimates = written.setdefault(self._key_estimates, {})
+        estimates.update(
+            {node_key(node): [value, sweep] for node, (value, sweep) in plan.estimates.items()}
+        )
+        return {self._key_estimates: dict(estimates)} if estimates else {}
+
+    def _user_attrs(self, plan: Plan) -> dict[str, Any]:
+        assert plan.node is not None
+        attrs: dict[str, Any] = {
+            SOURCE: self._tag,
+            NODE: node_key(plan.node),
+            DEPTH: plan.node[0],
+            EVALUATION: "evaluated",
+        }
+        if plan.estimates:
+            attrs[GP_ESTIMATED] = {
+                node_key(node): value for node, (value, _) in plan.estimates.items()
+            }
+        return attrs

@@ -1,0 +1,69 @@
+"""SOOSampler: Simultaneous Optimistic Optimization (Munos 2011) for Optuna studies."""
+
+from __future__ import annotations
+
+from optuna.samplers import BaseSampler
+
+from optuna_llm.samplers._soo_base import _TreeSampler
+
+
+class SOOSampler(_TreeSampler):
+    """Simultaneous Optimistic Optimization, safe for many workers on one shared study.
+
+    SOO (Munos 2011) partitions the normalised search space into a ``k``-ary tree and, sweeping
+    the depths ``h = 0 .. min(depth(T), h_max(n))``, expands at each depth the leaf whose centre
+    has the best value, provided it is at least as good as every node expanded earlier in the
+    sweep. Expanding a node evaluates the centres of its ``k`` children; a child that keeps
+    its parent's centre (the middle one when ``k`` is odd) inherits the parent's value instead
+    of costing an evaluation. Minimisation and maximisation both work.
+
+    * **Split rule:** a cell is cut into ``k`` equal slabs along its widest splittable side,
+      lowest parameter index on ties (round-robin for continuous spaces); a discrete side
+      narrower than one value is not split, and a cell with no splittable side is terminal.
+    * **Depth limit:** ``h_max(n) = floor(sqrt(n))`` with ``n`` the number of evaluations so
+      far (Munos 2011): leaves deeper than that are not expanded yet.
+    * **Mixed spaces:** float/int/log use Optuna's padded normalisation
+      (``optuna/_gp/search_space.py``); a categorical with ``n`` choices maps choice ``j`` to
+      ``[j/n, (j+1)/n)``. See ``optuna_llm.samplers._partition``.
+    * **Shared studies:** nothing is kept between calls. Each trial stores its node (user
+      attrs ``node`` = ``"h:i"``, ``depth``, ``source`` = ``"soo"``; system attrs with the
+      node, the search-space hash and the sweep number) and the tree is rebuilt from storage
+      on every call. A node is claimed, then the running trials are re-read; on a conflict
+      the higher trial number yields and picks another node. A FAIL frees its node (after
+      ``max_failures`` failures the node is given up), a trial retried by
+      ``optuna.storages.RetryHeartbeatStaleTrialCallback`` keeps its node, and running
+      trials' nodes take a pessimistic liar value (the worst value seen) so a worker never
+      waits for another.
+    * **Outside the tree:** the first trial (before the search space is known), parameters
+      outside the relative search space (define-by-run additions, conditional parameters)
+      and enqueued trials are sampled by ``independent_sampler`` (default
+      ``RandomSampler(seed=seed)``); such trials carry ``source = "fallback:random"``.
+
+    Args:
+        k: Number of children of a split (>= 2; 3 gives the classic inherited middle child).
+        seed: Seed of the independent sampler. The tree itself is deterministic.
+        independent_sampler: Sampler for parameters outside the relative search space.
+        max_failures: Failures after which a node is given up rather than retried.
+
+    Example:
+        >>> import optuna
+        >>> from optuna_llm.samplers import SOOSampler
+        >>> study = optuna.create_study(sampler=SOOSampler(seed=0))
+        >>> study.optimize(lambda t: (t.suggest_float("x", -3, 3) - 1) ** 2, n_trials=20)
+        >>> round(study.best_value, 3)
+        0.0
+    """
+
+    _tag = "soo"
+
+    def __init__(
+        self,
+        *,
+        k: int = 3,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        max_failures: int = 3,
+    ) -> None:
+        super().__init__(
+            k=k, seed=seed, independent_sampler=independent_sampler, max_failures=max_failures
+        )

@@ -1,0 +1,313 @@
+"""Optuna glue shared by SOOSampler and BaMSOOSampler: records, claims, attrs, fallbacks.
+
+The tree is never kept: each ``sample_relative`` reads the study's trials once, rebuilds the
+tree (``_soo_tree``), picks a node, *claims* it by writing the node into the trial's system
+attrs, then re-reads the unfinished trials. If another live trial holds the same node and wins
+(a COMPLETE or WAITING one, a heartbeat retry, or a lower trial number), this trial yields and
+picks another node. Writing before reading means at least one of two racing workers sees the
+other, and both agree on the winner, so no node is evaluated twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_llm._attrs import DEPTH, NODE, SOURCE, sampler_name, set_system_attrs, set_user_attrs
+from optuna_llm.samplers._partition import (
+    Node,
+    UnitSpace,
+    node_cell,
+    node_centre,
+    node_key,
+    parent,
+    parse_node_key,
+    space_hash,
+)
+from optuna_llm.samplers._soo_tree import Plan, Records, Tree
+
+# System attr written by RetryHeartbeatStaleTrialCallback on a retried trial.
+_RETRY_ATTR = "failed_trial"
+
+_STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.RUNNING: "pending",
+    TrialState.WAITING: "pending",
+    TrialState.FAIL: "fail",
+    TrialState.PRUNED: "pruned",
+}
+
+
+class _SpaceContext:
+    """One tree's search space with memoised node maths (pure functions of the node)."""
+
+    def __init__(self, search_space: dict[str, BaseDistribution], k: int, tag: str) -> None:
+        self.k = k
+        self.space = UnitSpace(search_space)
+        self.hash = space_hash(search_space, k, tag)
+        self._has_discrete = bool((self.space.is_discrete | self.space.is_categorical).any())
+        self._params: dict[Node, dict[str, Any]] = {}
+        self._inherits: dict[Node, bool] = {}
+        self._expandable: dict[Node, bool] = {}
+
+    def params(self, node: Node) -> dict[str, Any]:
+        if node not in self._params:
+            self._params[node] = self.space.to_params(node_centre(self.space, self.k, node))
+        return self._params[node]
+
+    def inherits(self, node: Node) -> bool:
+        if self.k % 2 == 1 and node[1] % self.k == self.k // 2:
+            return True  # the middle slab keeps its parent's centre
+        if not self._has_discrete:
+            return False
+        if node not in self._inherits:
+            self._inherits[node] = self.params(node) == self.params(parent(node, self.k))
+        return self._inherits[node]
+
+    def expandable(self, node: Node) -> bool:
+        if node not in self._expandable:
+            try:
+                low, width = node_cell(self.space, self.k, *node)
+                self._expandable[node] = self.space.split_dim(low, width) is not None
+            except ValueError:
+                self._expandable[node] = False
+        return self._expandable[node]
+
+
+class _TreeSampler(BaseSampler):
+    """Base of SOOSampler/BaMSOOSampler; subclasses set ``_tag`` and may override
+    ``_plan`` (how free nodes are decided) and ``_user_attrs``."""
+
+    _tag = "soo"
+
+    def __init__(
+        self,
+        *,
+        k: int = 3,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        max_failures: int = 3,
+    ) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 2:
+            raise ValueError(f"k must be an integer >= 2 (the number of children per split), got {k!r}.")
+        if not isinstance(max_failures, int) or max_failures < 1:
+            raise ValueError(f"max_failures must be an integer >= 1, got {max_failures!r}.")
+        self._k = k
+        self._seed = seed
+        self._max_failures = max_failures
+        self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        self._intersection = IntersectionSearchSpace()
+        self._contexts: dict[str, _SpaceContext] = {}
+        self._sourced: set[int] = set()
+        self._max_claim_attempts = 20
+
+    @property
+    def _key_node(self) -> str:
+        return f"{self._tag}:node"
+
+    @property
+    def _key_space(self) -> str:
+        return f"{self._tag}:space"
+
+    @property
+    def _key_sweep(self) -> str:
+        return f"{self._tag}:sweep"
+
+    def _check_single_objective(self, study: Study) -> None:
+        if len(study.directions) > 1:
+            raise ValueError(
+                f"{type(self).__name__} optimises a single objective, but this study has "
+                f"{len(study.directions)}. Use optuna.samplers.TPESampler or NSGAIISampler for "
+                "multi-objective studies."
+            )
+
+    def reseed_rng(self) -> None:
+        self._independent_sampler.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        self._check_single_objective(study)
+        return {
+            name: dist
+            for name, dist in self._intersection.calculate(study).items()
+            if not dist.single()
+        }
+
+    def _context(self, search_space: dict[str, BaseDistribution]) -> _SpaceContext:
+        probe = space_hash(search_space, self._k, self._tag)
+        if probe not in self._contexts:
+            self._contexts[probe] = _SpaceContext(search_space, self._k, self._tag)
+        return self._contexts[probe]
+
+    # -- records -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _sign(study: Study) -> float:
+        return 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+
+    def _records(
+        self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext, me: FrozenTrial
+    ) -> Records:
+        records = Records()
+        sign = self._sign(study)
+        for t in trials:
+            if t._trial_id == me._trial_id:
+                continue
+            attrs = t.system_attrs
+            if attrs.get(self._key_space) != ctx.hash:
+                continue
+            key = attrs.get(self._key_node)
+            if not key:
+                continue
+            value = None
+            if t.state == TrialState.COMPLETE:
+                assert t.value is not None
+                value = sign * t.value
+            records.add_trial(
+                parse_node_key(key), _STATES[t.state], value, int(attrs.get(self._key_sweep, 0))
+            )
+        return records
+
+    def _liar(self, records: Records) -> float:
+        # Pessimistic constant liar: a pending leaf is chosen for expansion only when nothing
+        # evaluated at its depth is better, so workers spread instead of stacking up.
+        return min(records.values.values(), default=-math.inf)
+
+    def _build_tree(
+        self, records: Records, ctx: _SpaceContext, liar: Callable[[Node], float]
+    ) -> Tree:
+        return Tree(
+            records,
+            k=self._k,
+            inherits=ctx.inherits,
+            expandable=ctx.expandable,
+            liar=liar,
+            max_failures=self._max_failures,
+        )
+
+    def _plan(
+        self,
+        study: Study,
+        trials: Sequence[FrozenTrial],
+        records: Records,
+        ctx: _SpaceContext,
+        search_space: dict[str, BaseDistribution],
+    ) -> Plan:
+        worst = self._liar(records)
+        tree = self._build_tree(records, ctx, lambda node: worst)
+        return tree.plan(decide=lambda node, n: None)
+
+    def _extra_claim_attrs(self, plan: Plan, written: dict[str, Any]) -> dict[str, Any]:
+        """System attrs to write with a claim; ``written`` holds this call's earlier ones."""
+        return {}
+
+    def _user_attrs(self, plan: Plan) -> dict[str, Any]:
+        assert plan.node is not None
+        return {SOURCE: self._tag, NODE: node_key(plan.node), DEPTH: plan.node[0]}
+
+    # -- claims ------------------------------------------------------------------------------
+
+    def _conflict(self, study: Study, me: FrozenTrial, ctx: _SpaceContext, key: str) -> bool:
+        live = study._storage.get_all_trials(
+            study._study_id,
+            deepcopy=False,
+            states=(TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE),
+        )
+        for t in live:
+            if t._trial_id == me._trial_id:
+                continue
+            attrs = t.system_attrs
+            if attrs.get(self._key_node) != key or attrs.get(self._key_space) != ctx.hash:
+                continue
+            if (
+                t.state != TrialState.RUNNING
+                or _RETRY_ATTR in attrs
+                or t.number < me.number
+            ):
+                return True
+        return False
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        self._check_single_objective(study)
+        if not search_space or "fixed_params" in trial.system_attrs:
+            # Enqueued trials keep the user's params: they get no node (BaMSOO's GP still
+            # learns from them once they complete).
+            return {}
+        ctx = self._context(search_space)
+        held = trial.system_attrs.get(self._key_node)
+        if held and trial.system_attrs.get(self._key_space) == ctx.hash:
+            # A heartbeat retry (or a repeated call) keeps the node it already holds.
+            self._sourced.add(trial._trial_id)
+            return dict(ctx.params(parse_node_key(held)))
+
+        yielded: set[Node] = set()
+        written: dict[str, Any] = {}
+        claimed = False
+        for _ in range(self._max_claim_attempts):
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            records = self._records(study, trials, ctx, trial)
+            records.pending.update(yielded)
+            plan = self._plan(study, trials, records, ctx, search_space)
+            if plan.node is None:
+                break
+            key = node_key(plan.node)
+            set_system_attrs(
+                study,
+                trial,
+                {
+                    self._key_space: ctx.hash,
+                    self._key_sweep: plan.sweep,
+                    **self._extra_claim_attrs(plan, written),
+                    self._key_node: key,
+                },
+            )
+            claimed = True
+            if not self._conflict(study, trial, ctx, key):
+                set_user_attrs(study, trial, self._user_attrs(plan))
+                self._sourced.add(trial._trial_id)
+                return dict(ctx.params(plan.node))
+            yielded.add(plan.node)
+        if claimed:
+            set_system_attrs(study, trial, {self._key_node: ""})
+        return {}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        self._check_single_objective(study)
+        if trial._trial_id not in self._sourced:
+            self._sourced.add(trial._trial_id)
+            if SOURCE not in trial.user_attrs and "fixed_params" not in trial.system_attrs:
+                name = sampler_name(self._independent_sampler)
+                set_user_attrs(study, trial, {SOURCE: f"fallback:{name}"})
+        return self._independent_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._independent_sampler.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._sourced.discard(trial._trial_id)
+        self._independent_sampler.after_trial(study, trial, state, values)
+
