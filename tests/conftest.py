@@ -40,6 +40,8 @@ def postgres_url() -> Iterator[str]:
         cur.execute(f'CREATE DATABASE "{name}"')
     conn.close()
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the postgres extra ships psycopg2.
+    base = base.replace("postgresql://", "postgresql+psycopg2://", 1)
     try:
         yield f"{base}/{name}"
     finally:
