@@ -4,6 +4,7 @@ CIFAR-10 in the real on-disk format loaded by torchvision's own CIFAR10 class.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,7 @@ def test_bad_files_and_arguments(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_cifar(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[np.ndarray, ...]]:
+    sys.path.insert(0, os.path.dirname(__file__))
     from cifar_format import make_tiny_cifar10
 
     root = tmp_path_factory.mktemp("cifar")
