@@ -111,6 +111,7 @@ class BaMSOOSampler(_TreeSampler):
     """
 
     _tag = "bamsoo"
+    _count_estimates = True
 
     def __init__(
         self,

@@ -86,6 +86,7 @@ class _TreeSampler(BaseSampler):
     ``_plan`` (how free nodes are decided) and ``_user_attrs``."""
 
     _tag = "soo"
+    _count_estimates = False
 
     def __init__(
         self,
@@ -191,6 +192,7 @@ class _TreeSampler(BaseSampler):
             expandable=ctx.expandable,
             liar=liar,
             max_failures=self._max_failures,
+            count_estimates=self._count_estimates,
         )
 
     def _plan(

@@ -100,8 +100,11 @@ class Tree:
         expandable: Callable[[Node], bool],
         liar: Callable[[Node], float],
         max_failures: int = 3,
+        count_estimates: bool = False,
     ) -> None:
         self.k = k
+        self._count_estimates = count_estimates
+        self._cursor: tuple[int, int, float] | None = None
         self.records = records
         self._inherits = inherits
         self._expandable = expandable
@@ -168,6 +171,8 @@ class Tree:
 
     def _expand(self, node: Node, sweep: int) -> None:
         self.expanded[node] = sweep
+        value = self.g(node)
+        self._cursor = (sweep, node[0], -math.inf if value is None else value)
         for child in children(node, self.k):
             self._add_leaf(child, sweep)
 
@@ -175,6 +180,8 @@ class Tree:
 
     def cursor(self) -> tuple[int, int, float]:
         """``(sweep, depth, v_max)`` of the last expansion (``(0, -1, -inf)`` before any)."""
+        if self._cursor is not None:
+            return self._cursor
         if not self.expanded:
             return 0, -1, -math.inf
         sweep, depth = max((s, n[0]) for n, s in self.expanded.items())
@@ -182,7 +189,13 @@ class Tree:
             self.g(n) for n, s in self.expanded.items() if s == sweep and n[0] == depth
         ]
         v_max = max((v for v in values if v is not None), default=-math.inf)
-        return sweep, depth, v_max
+        self._cursor = (sweep, depth, v_max)
+        return self._cursor
+
+    def n_for_depth_limit(self) -> int:
+        """``n`` of ``h_max(n)``: evaluations, plus GP estimates when ``count_estimates``."""
+        n = self.records.n_evaluations
+        return n + len(self.records.estimates) if self._count_estimates else n
 
     def _best_leaf(self, depth: int) -> Node | None:
         heap = self._by_depth.get(depth, [])
@@ -198,7 +211,7 @@ class Tree:
     def _advance_sweep(self) -> bool:
         sweep, depth, v_max = self.cursor()
         for _ in range(2):  # finish the current sweep, else start the next one
-            limit = min(self.max_depth, h_max(self.records.n_evaluations))
+            limit = min(self.max_depth, h_max(self.n_for_depth_limit()))
             for h in range(depth + 1, limit + 1):
                 best = self._best_leaf(h)
                 if best is None:
