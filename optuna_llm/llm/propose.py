@@ -1,0 +1,191 @@
+"""Ask an LLM for configurations until it gives valid, new ones, or say why it could not.
+
+One loop shared by :class:`~optuna_llm.samplers.LLMSampler` (one configuration) and
+:class:`~optuna_llm.samplers.LLMSeededSampler` (several at once): send the prompt, parse and
+validate the answer against the distributions, repair near misses, refuse configurations that
+were already tried or are pending, and retry with the error fed back as a new user turn.
+Transport failures (the ``openai`` client has already retried them) end the loop at once so the
+caller can fall back; a replay-cache miss and a missing backend are raised as the clear errors
+they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+
+from optuna_llm.llm.cache import CacheMissError
+from optuna_llm.llm.client import ChatClient, LLMUnavailableError, Message
+from optuna_llm.llm.schema import answer_schema
+from optuna_llm.llm.validate import (
+    InvalidAnswer,
+    config_from_answer,
+    extract_json,
+    validate_config,
+)
+
+_logger = logging.getLogger(__name__)
+
+_MAX_ECHO = 2000  # characters of a rejected answer echoed back to the LLM
+_RECORD_LIMIT = 60_000  # characters of prompt/answer kept in trial attrs
+
+
+@dataclass
+class Proposal:
+    params: dict[str, Any]
+    source: str  # "llm" or "llm-repaired"
+    rationale: str
+    repairs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExchangeLog:
+    """What the LLM exchanges of one trial cost and said, for the trial's attrs."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    cached_calls: int = 0
+    errors: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    answer: str = ""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_user_attrs(self) -> dict[str, Any]:
+        prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages)
+        return {
+            "llm_prompt_tokens": self.prompt_tokens,
+            "llm_completion_tokens": self.completion_tokens,
+            "llm_calls": self.calls,
+            "llm_prompt": _clip(prompt),
+            "llm_answer": _clip(self.answer),
+            **({"llm_errors": [_clip(e, 500) for e in self.errors[-10:]]} if self.errors else {}),
+        }
+
+
+class ProposalFailed(RuntimeError):
+    """No usable configuration came back; ``str(err)`` says why (shown in the trial)."""
+
+
+Forbidden = Callable[[Mapping[str, Any]], str | None]
+"""Returns why a configuration may not be used (already tried, pending), or None."""
+
+
+def propose(
+    client: ChatClient,
+    messages: list[Message],
+    search_space: Mapping[str, BaseDistribution],
+    *,
+    forbidden: Forbidden,
+    log: ExchangeLog,
+    n_configs: int = 1,
+    max_attempts: int = 3,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    budget_left: Callable[[], bool] = lambda: True,
+) -> list[Proposal]:
+    """Up to ``n_configs`` valid, distinct, allowed proposals (at least one), or raise
+    :class:`ProposalFailed`."""
+    schema = answer_schema(search_space, n_configs)
+    conversation = list(messages)
+    accepted: list[Proposal] = []
+    for attempt in range(max_attempts):
+        if not budget_left():
+            raise ProposalFailed("token budget exhausted")
+        wanted = n_configs - len(accepted)
+        try:
+            result = client.chat(conversation, json_schema=schema, temperature=temperature,
+                                 max_tokens=max_tokens or 256 + 192 * wanted,
+                                 seed=None if seed is None else seed + attempt)
+        except (CacheMissError, LLMUnavailableError):
+            raise
+        except Exception as exc:  # transport: the openai client already retried
+            log.errors.append(f"{type(exc).__name__}: {exc}")
+            raise ProposalFailed(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
+        log.calls += 1
+        log.cached_calls += int(result.cached)
+        log.prompt_tokens += result.prompt_tokens
+        log.completion_tokens += result.completion_tokens
+        log.messages, log.answer = conversation, result.text
+        try:
+            new, problems = _read_answer(result.text, search_space, n_configs, forbidden,
+                                         accepted)
+        except InvalidAnswer as exc:
+            new, problems = [], [str(exc)]
+        accepted.extend(new)
+        if len(accepted) >= n_configs:
+            return accepted[:n_configs]
+        log.errors.extend(problems)
+        _logger.debug("LLM answer %d rejected: %s", attempt + 1, problems)
+        feedback = "; ".join(problems) or "too few configurations"
+        still = n_configs - len(accepted)
+        conversation = [
+            *conversation,
+            {"role": "assistant", "content": _clip(result.text, _MAX_ECHO)},
+            {"role": "user", "content": (
+                f"That answer could not be used: {_clip(feedback, _MAX_ECHO)}. "
+                + (f"Propose {still} more different configuration(s). " if accepted else "")
+                + "Reply again with JSON only, in the same format."
+            )},
+        ]
+    if accepted:
+        return accepted
+    raise ProposalFailed(
+        f"no usable configuration after {max_attempts} attempts: {log.errors[-1] if log.errors else ''}"
+    )
+
+
+def _read_answer(
+    text: str,
+    search_space: Mapping[str, BaseDistribution],
+    n_configs: int,
+    forbidden: Forbidden,
+    accepted: list[Proposal],
+) -> tuple[list[Proposal], list[str]]:
+    answer = extract_json(text)
+    rationale = ""
+    if isinstance(answer, dict):
+        rationale = str(answer.get("rationale", ""))[:2000]
+    if n_configs == 1:
+        raws: list[Any] = [config_from_answer(answer)]
+    else:
+        raws = answer.get("configs") if isinstance(answer, dict) else answer
+        if not isinstance(raws, list):
+            raise InvalidAnswer("Expected a JSON object with a 'configs' array.")
+    new: list[Proposal] = []
+    problems: list[str] = []
+    for raw in raws:
+        if not isinstance(raw, dict):
+            problems.append(f"a configuration is not a JSON object: {_clip(repr(raw), 200)}")
+            continue
+        try:
+            checked = validate_config(raw, search_space)
+        except InvalidAnswer as exc:
+            problems.append(str(exc))
+            continue
+        reason = forbidden(checked.params)
+        if reason is None and any(_same(p.params, checked.params) for p in accepted + new):
+            reason = "it repeats another configuration in this answer"
+        if reason is not None:
+            problems.append(f"{json.dumps(checked.params, default=str)} was refused: {reason}")
+            continue
+        source = "llm-repaired" if checked.repairs else "llm"
+        new.append(Proposal(checked.params, source, rationale, checked.repairs))
+    return new, problems
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _clip(text: str, limit: int = _RECORD_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"

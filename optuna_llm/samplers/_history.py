@@ -1,0 +1,103 @@
+"""The study's history as our samplers see it: search space union and duplicate detection."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    check_distribution_compatibility,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_llm.llm.prompts import PROPOSAL_ATTR
+
+
+def union_search_space(trials: Iterable[FrozenTrial]) -> dict[str, BaseDistribution]:
+    """Every parameter seen in ``trials`` with its latest distribution.
+
+    Unlike Optuna's intersection search space, conditional parameters stay in (an LLM can
+    propose them all; a trial ignores those it does not suggest). A parameter whose
+    distributions are incompatible across trials (float then int, other choices) is left to
+    ``sample_independent``, and so is a single-valued one.
+    """
+    latest: dict[str, BaseDistribution] = {}
+    broken: set[str] = set()
+    for trial in sorted(trials, key=lambda t: t.number):
+        for name, distribution in trial.distributions.items():
+            if name in broken:
+                continue
+            previous = latest.get(name)
+            if previous is not None:
+                try:
+                    check_distribution_compatibility(previous, distribution)
+                except ValueError:
+                    broken.add(name)
+                    latest.pop(name, None)
+                    continue
+            latest[name] = distribution
+    return {name: d for name, d in latest.items() if not d.single()}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return type(a) is type(b) and a == b
+
+
+def covers(proposal: Mapping[str, Any], used: Mapping[str, Any]) -> bool:
+    """Whether a trial that used ``used`` would run again if given ``proposal``: every
+    parameter it used is in the proposal with the same value."""
+    return bool(used) and all(
+        name in proposal and same_value(proposal[name], value) for name, value in used.items()
+    )
+
+
+def trial_config(trial: FrozenTrial) -> dict[str, Any]:
+    """Parameters a trial used, or for a running trial that has not suggested them yet, the
+    configuration it claimed."""
+    if trial.params:
+        return dict(trial.params)
+    claimed = trial.system_attrs.get(PROPOSAL_ATTR)
+    return dict(claimed) if isinstance(claimed, dict) else {}
+
+
+def duplicate_of(
+    proposal: Mapping[str, Any],
+    trials: Iterable[FrozenTrial],
+    *,
+    exclude_number: int,
+    search_space: Mapping[str, BaseDistribution],
+) -> FrozenTrial | None:
+    """A trial (finished, running or waiting) that already has this configuration."""
+    for trial in trials:
+        if trial.number == exclude_number:
+            continue
+        config = {k: v for k, v in trial_config(trial).items() if k in search_space}
+        if config and covers(proposal, config) and _space_matches(config, search_space, trial):
+            return trial
+    return None
+
+
+def _space_matches(
+    config: Mapping[str, Any], search_space: Mapping[str, BaseDistribution], trial: FrozenTrial
+) -> bool:
+    # A categorical value is only "the same" under the same choices.
+    for name in config:
+        mine, theirs = search_space[name], trial.distributions.get(name)
+        if isinstance(mine, CategoricalDistribution) and theirs is not None and theirs != mine:
+            return False
+    return True
+
+
+def describe_state(trial: FrozenTrial) -> str:
+    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+        return f"trial #{trial.number} is evaluating it right now"
+    return f"trial #{trial.number} already evaluated it ({trial.state.name})"

