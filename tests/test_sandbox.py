@@ -113,3 +113,54 @@ def test_errors_are_reported_with_the_traceback() -> None:
     assert syntax.feedback().startswith("failed (error)")
     with pytest.raises(ValueError, match="plain names"):
         run_code("x = 1", HARNESS, files={"../evil.py": ""})
+
+
+def test_code_objective_feeds_failures_back_and_the_study_goes_on(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+    import sys
+
+    import optuna
+
+    from optuna_llm.objectives.codegen import TOY_REGRESSION, CodeObjective
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from llm_servers import Reply, ScriptedOpenAIServer
+
+    outside = tmp_path / "stolen.txt"
+    good = (
+        "import numpy as np\n"
+        "def fit_predict(x, y, xt):\n"
+        "    coef = np.polyfit(x, y, 7)\n"
+        "    return np.polyval(coef, xt)\n"
+    )
+    attempts = [
+        "import socket\ndef fit_predict(x, y, xt):\n"
+        "    socket.create_connection(('127.0.0.1', 9), timeout=1)\n",
+        f"def fit_predict(x, y, xt):\n    open({str(outside)!r}, 'w').write('x')\n",
+        "def fit_predict(x, y, xt):\n    while True:\n        pass\n",
+        "def fit_predict(x, y, xt):\n    return bytearray(16 * 1024**3)\n",
+        good,
+    ]
+    replies = [
+        Reply(json.dumps({"rationale": f"try {i}", "code": c})) for i, c in enumerate(attempts)
+    ]
+    task = dataclasses.replace(TOY_REGRESSION, timeout=3.0, memory_mb=1024)
+    with ScriptedOpenAIServer(replies) as server:
+        objective = CodeObjective(task, base_url=server.base_url)
+        study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'code.db'}")
+        study.optimize(objective, n_trials=5)
+    states = [t.state.name for t in study.trials]
+    assert states == ["FAIL", "FAIL", "FAIL", "FAIL", "COMPLETE"]
+    reasons = [t.user_attrs.get("sandbox") for t in study.trials]
+    assert reasons == ["network", "blocked", "timeout", "memory", "ok"]
+    assert not outside.exists()
+    best = study.best_trial
+    assert best.user_attrs["code"] == good and best.user_attrs["rationale"] == "try 4"
+    assert best.user_attrs["source"] == "llm"
+    assert 0 < best.value < 0.05  # a degree-7 polynomial fits sin(x) + 0.1 x^2 on [-3, 3]
+    # Every earlier attempt and its failure reached the last prompt.
+    last_prompt = server.requests[-1]["messages"][-1]["content"]
+    for marker in ("failed (network)", "failed (blocked)", "failed (timeout)", "failed (memory)"):
+        assert marker in last_prompt
+    assert "while True" in last_prompt
