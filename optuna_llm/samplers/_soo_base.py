@@ -281,7 +281,15 @@ class _TreeSampler(BaseSampler):
             yielded.add(plan.node)
         if claimed:
             set_system_attrs(study, trial, {self._key_node: ""})
-        return {}
+        # No node left to evaluate (a small discrete space is exhausted, or every leaf within
+        # h_max is dead): the independent sampler proposes the point instead.
+        self._sourced.add(trial._trial_id)
+        name = sampler_name(self._independent_sampler)
+        set_user_attrs(study, trial, {SOURCE: f"fallback:{name}"})
+        return {
+            param: self._independent_sampler.sample_independent(study, trial, param, dist)
+            for param, dist in search_space.items()
+        }
 
     def sample_independent(
         self,
