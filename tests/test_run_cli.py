@@ -1,0 +1,161 @@
+"""``optuna-llm run``: real worker processes on one PostgreSQL database."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from optuna_llm.cli import _run
+from optuna_llm.samplers._lhs import latin_hypercube_design
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def cli_main(argv: list[str]) -> int:
+    """The sub-command's own parser and handler, as ``optuna-llm`` dispatches to them."""
+    parser = argparse.ArgumentParser(prog="optuna-llm")
+    _run.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+OBJECTIVE = textwrap.dedent(
+    """
+    import os
+    import time
+
+    from optuna_llm.objectives.toy import TOY_FUNCTIONS
+
+
+    def objective(trial):
+        value = TOY_FUNCTIONS["branin"].objective(trial)
+        if os.environ.get("HANG_ON_FIRST_TRIAL") and trial.number == 0:
+            time.sleep(600)  # this worker gets killed here
+        time.sleep(0.2)  # long enough for the two workers to interleave
+        return value
+    """
+)
+
+
+def _run_cmd(objective: Path, url: str, n_trials: int, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "optuna_llm.cli._run",
+        "--objective", f"{objective}:objective",
+        "--storage", url, "--study_name", "shared", "--n-trials", str(n_trials),
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def objective_file(tmp_path: Path) -> Path:
+    path = tmp_path / "slow_branin.py"
+    path.write_text(OBJECTIVE)
+    return path
+
+
+def test_two_workers_finish_n_trials_together(postgres_url: str, objective_file: Path) -> None:
+    cmd = _run_cmd(
+        objective_file, postgres_url, 16,
+        "--sampler", "lhs", "--sampler-arg", "n_samples=10", "--seed", "0",
+    )  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = study.get_trials()
+    assert len(trials) == 16, outputs
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    ran = [int(out.split("this worker ran ")[1].split()[0]) for out in outputs]
+    assert sum(ran) == 16 and min(ran) > 0, outputs  # both workers took part
+    assert "[16/16]" in "".join(outputs)  # progress lines
+
+    # Both workers followed one Latin hypercube design: block 0 (10 rows) then block 1.
+    space = {"x0": FloatDistribution(-5, 10), "x1": FloatDistribution(0, 15)}
+    design = latin_hypercube_design(space, 10, seed=0) + latin_hypercube_design(
+        space, 10, seed=0, block=1
+    )
+    assert [t.params for t in sorted(trials, key=lambda t: t.number)] == design[:16]
+    assert {t.user_attrs["source"] for t in trials} == {"lhs"}
+
+
+def test_dead_worker_trial_is_retried_by_another(postgres_url: str, objective_file: Path) -> None:
+    cmd = _run_cmd(objective_file, postgres_url, 4, "--sampler", "random", "--seed", "1",
+                   "--heartbeat", "1", "--grace-period", "2")  # fmt: skip
+    doomed = subprocess.Popen(
+        cmd, env={**os.environ, "HANG_ON_FIRST_TRIAL": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                study = optuna.load_study(study_name="shared", storage=postgres_url)
+            except KeyError:
+                study = None
+            if study is not None and study.get_trials(states=(TrialState.RUNNING,)):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the first worker never started a trial")
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+
+    survivor = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert survivor.returncode == 0, survivor.stdout + survivor.stderr
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[0].state == TrialState.FAIL  # failed by the heartbeat check
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == 0]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == trials[0].params  # retried with the same parameters
+    assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--objective", "nosuchthing"], "Built-in objectives"),
+        (["--objective", "branin", "--sampler", "nosuch"], "Choose one of"),
+        (["--objective", "branin", "--objective-arg", "x"], "KEY=VALUE"),
+        (["--objective", "branin", "--n-trials", "0"], "at least 1"),
+    ],
+)
+def test_bad_arguments_name_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    base = ["run", "--storage", f"sqlite:///{tmp_path}/s.db", "--study_name", "s"]
+    if "--n-trials" not in argv:
+        base += ["--n-trials", "2"]
+    assert cli_main([*base, *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_joining_with_other_direction_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["run", "--storage", f"sqlite:///{tmp_path}/s.db", "--study_name", "s",
+            "--objective", "quadratic", "--n-trials", "3", "--seed", "0"]  # fmt: skip
+    assert cli_main(base) == 0
+    assert "[3/3]" in capsys.readouterr().out
+    assert cli_main([*base, "--direction", "maximize"]) == 2
+    assert "--direction" in capsys.readouterr().err
+    # Running again resumes: the study already holds 3 trials, nothing more to do.
+    assert cli_main(base) == 0
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/s.db").trials) == 3
