@@ -174,7 +174,7 @@ def test_enqueued_and_define_by_run_params_use_the_independent_sampler() -> None
     assert all(t.user_attrs["source"] == "soo" for t in study.trials[-3:])
 
 
-def test_conflicting_claims_agree_on_the_lower_trial_number() -> None:
+def test_conflicting_claims_yield() -> None:
     study = optuna.create_study(sampler=SOOSampler(seed=0))
     study.optimize(branin, n_trials=3)
     sampler = study.sampler
@@ -188,8 +188,12 @@ def test_conflicting_claims_agree_on_the_lower_trial_number() -> None:
     # A race: ``first`` read the tree before ``second`` claimed, and wrote the same claim.
     for key in ("soo:space", "soo:sweep", "soo:node"):
         study._storage.set_trial_system_attr(first._trial_id, key, taken[key])
-    assert sampler._conflict(study, frozen(second), ctx, taken["soo:node"])  # second yields
-    assert not sampler._conflict(study, frozen(first), ctx, taken["soo:node"])  # first keeps
+    # Both wrote before reading, so both see the other and both yield (a worker that read
+    # before the other wrote would see nothing and keep the node; the other then yields).
+    assert sampler._conflict(study, frozen(second), ctx, taken["soo:node"])
+    assert sampler._conflict(study, frozen(first), ctx, taken["soo:node"])
+    study._storage.set_trial_system_attr(first._trial_id, "soo:node", "")
+    assert not sampler._conflict(study, frozen(second), ctx, taken["soo:node"])
     # Any other worker now plans around the node instead of taking it.
     third = study.ask()
     sampler.sample_relative(study, frozen(third), space)

@@ -28,8 +28,8 @@ class SOOSampler(_TreeSampler):
     * **Shared studies:** nothing is kept between calls. Each trial stores its node (user
       attrs ``node`` = ``"h:i"``, ``depth``, ``source`` = ``"soo"``; system attrs with the
       node, the search-space hash and the sweep number) and the tree is rebuilt from storage
-      on every call. A node is claimed, then the running trials are re-read; on a conflict
-      the higher trial number yields and picks another node. A FAIL frees its node (after
+      on every call. A node is claimed, then the running trials are re-read; a trial that sees
+      another holder of its node yields and picks another node. A FAIL frees its node (after
       ``max_failures`` failures the node is given up), a trial retried by
       ``optuna.storages.RetryHeartbeatStaleTrialCallback`` keeps its node, and running
       trials' nodes take a pessimistic liar value (the worst value seen) so a worker never

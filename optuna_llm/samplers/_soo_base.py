@@ -2,15 +2,17 @@
 
 The tree is never kept: each ``sample_relative`` reads the study's trials once, rebuilds the
 tree (``_soo_tree``), picks a node, *claims* it by writing the node into the trial's system
-attrs, then re-reads the unfinished trials. If another live trial holds the same node and wins
-(a COMPLETE or WAITING one, a heartbeat retry, or a lower trial number), this trial yields and
-picks another node. Writing before reading means at least one of two racing workers sees the
-other, and both agree on the winner, so no node is evaluated twice.
+attrs, then re-reads the unfinished trials. If another live trial (RUNNING, WAITING or COMPLETE)
+holds the same node, this trial yields and picks another node. Writing before reading means
+that of two racing workers at least one sees the other, so no node is evaluated twice (if both
+see each other both yield, and plan again after a short random pause).
 """
 
 from __future__ import annotations
 
 import math
+import random
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,9 +34,6 @@ from optuna_llm.samplers._partition import (
     space_hash,
 )
 from optuna_llm.samplers._soo_tree import Plan, Records, Tree
-
-# System attr written by RetryHeartbeatStaleTrialCallback on a retried trial.
-_RETRY_ATTR = "failed_trial"
 
 _STATES = {
     TrialState.COMPLETE: "complete",
@@ -108,6 +107,7 @@ class _TreeSampler(BaseSampler):
         self._contexts: dict[str, _SpaceContext] = {}
         self._sourced: set[int] = set()
         self._max_claim_attempts = 20
+        self._jitter = random.Random()
 
     @property
     def _key_node(self) -> str:
@@ -229,12 +229,9 @@ class _TreeSampler(BaseSampler):
             attrs = t.system_attrs
             if attrs.get(self._key_node) != key or attrs.get(self._key_space) != ctx.hash:
                 continue
-            if (
-                t.state != TrialState.RUNNING
-                or _RETRY_ATTR in attrs
-                or t.number < me.number
-            ):
-                return True
+            # Whoever sees another holder yields. Both wrote before reading, so at least one
+            # sees the other: never two evaluations (at worst both yield and plan again).
+            return True
         return False
 
     def sample_relative(
@@ -279,6 +276,8 @@ class _TreeSampler(BaseSampler):
                 self._sourced.add(trial._trial_id)
                 return dict(ctx.params(plan.node))
             yielded.add(plan.node)
+            # Jitter so that two workers that yielded together do not collide again.
+            time.sleep(self._jitter.uniform(0.0, 0.02))
         if claimed:
             set_system_attrs(study, trial, {self._key_node: ""})
         # No node left to evaluate (a small discrete space is exhausted, or every leaf within

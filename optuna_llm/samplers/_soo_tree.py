@@ -129,6 +129,10 @@ class Tree:
             for child in children(p, k):
                 if child not in self.expanded:
                     self._add_leaf(child, sweep)
+            # An expanded node whose own evaluation was freed (FAIL, or its claimant yielded
+            # after others had expanded it speculatively) still needs a value.
+            if self.g(p) is None:
+                self._classify(p, 0 if p == ROOT else self.expanded.get(parent(p, k), -1))
         if ROOT not in self.expanded:
             self._add_leaf(ROOT, 0)
 
@@ -161,13 +165,19 @@ class Tree:
 
     def _add_leaf(self, node: Node, sweep: int) -> None:
         self.max_depth = max(self.max_depth, node[0])
-        if self.is_dead(node):
-            return
-        value = self.g(node)
-        if value is None:
-            heapq.heappush(self.free, (sweep, node[0], node[1]))
-        else:
+        value = self._classify(node, sweep)
+        if value is not None:
             heapq.heappush(self._by_depth.setdefault(node[0], []), (-value, node[1]))
+
+    def _classify(self, node: Node, sweep: int) -> float | None:
+        """Queue ``node`` as free if it still needs a value; return its value otherwise."""
+        if self.is_dead(node):
+            return None
+        value = self.g(node)
+        # An inherited node without value waits for its parent's evaluation.
+        if value is None and (node == ROOT or not self._inherits(node)):
+            heapq.heappush(self.free, (sweep, node[0], node[1]))
+        return value
 
     def _expand(self, node: Node, sweep: int) -> None:
         self.expanded[node] = sweep
