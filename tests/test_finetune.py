@@ -148,44 +148,41 @@ def test_gpu_configurations_fail_fast_without_gpus(tmp_path: Path, tiny) -> None
 # ------------------------------------------------------------------ slow: real LitGPT + lm-eval
 
 
-@pytest.mark.slow
-def test_one_trial_finetunes_converts_and_scores(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
-    objective = _objective(tiny, tmp_path / "runs", keep_weights=True)
-    study = optuna.create_study(direction="maximize", study_name="one")
-    study.enqueue_trial({"lr": 1e-3, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.1,
-                         "weight_decay": 1e-2})  # fmt: skip
-    study.optimize(objective, n_trials=1)
-    trial = study.trials[0]
-    assert trial.state == TrialState.COMPLETE, trial.user_attrs
+def _check_complete_trial(trial: optuna.trial.FrozenTrial, runs: Path) -> None:
+    """One trial ran the real fine-tune, conversion and lm-eval scoring, and recorded it all."""
     attrs = trial.user_attrs
+    assert trial.state == TrialState.COMPLETE, attrs
     assert 0.0 <= trial.value <= 1.0
-    assert trial.value == attrs["tiny_hellaswag_acc_norm"]
+    assert trial.value == attrs["tiny_hellaswag_acc_norm"]  # the validation task is optimised
     assert 0.0 <= attrs["tiny_hellaswag_acc"] <= 1.0
     assert 0.0 <= attrs["tiny_mmlu_acc"] <= 1.0  # the test task: recorded only
-    # Intermediate values: LitGPT's validation loss every 2 optimizer steps of 2 micro-batches,
-    # reported at the iteration (micro-batch) LitGPT logs it with.
+    # LitGPT's validation loss every 2 optimizer steps of 2 micro-batches, reported at the
+    # iteration (micro-batch) LitGPT logs it with.
     assert sorted(trial.intermediate_values) == [4, 8]
     assert all(math.isfinite(v) and v > 0 for v in trial.intermediate_values.values())
     assert math.isfinite(attrs["train_loss"]) and attrs["train_loss"] > 0
-    assert math.isfinite(attrs["val_loss"])
+    assert attrs["val_loss"] == trial.intermediate_values[8]
     trial_dir = Path(attrs["trial_dir"])
-    assert trial_dir == (tmp_path / "runs" / "one" / "trial_0000").resolve()
+    assert trial_dir == (runs / "lora" / f"trial_{trial.number:04d}").resolve()
     assert Path(attrs["lora_checkpoint"]).is_file()
     assert (Path(attrs["hf_dir"]) / "config.json").is_file()
     assert list(Path(attrs["hf_dir"]).glob("*.safetensors"))
     log = Path(attrs["finetune_log"]).read_text()
-    assert "--lora_r 4" in log and '"lr": 0.001' in log
+    assert f"--lora_r {trial.params['lora_r']}" in log
+    assert f'"lr": {trial.params["lr"]}' in log  # in the optimizer's init_args
+    scores = json.loads((trial_dir / "eval.json").read_text())["scores"]
+    assert scores["tiny_mmlu"]["acc"] == attrs["tiny_mmlu_acc"]
     for key in ("time_finetune_s", "time_convert_s", "time_eval_s"):
         assert attrs[key] > 0
 
 
 @pytest.mark.slow
-def test_cli_soo_study_on_sqlite_completes_and_resumes(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
+def test_cli_two_trial_soo_study_on_sqlite_completes_and_resumes(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     argv = [
         "--sampler", "soo", "--n-trials", "2", "--storage", storage, "--study_name", "lora",
         "--checkpoint_dir", str(tiny.checkpoint_dir), "--data_dir", str(tiny.data_dir),
-        "--data_arg", "num_workers=0", "--out_dir", str(tmp_path / "runs"),
+        "--data_arg", "num_workers=0", "--out_dir", str(tmp_path / "runs"), "--keep_weights",
         "--devices", "1", "--precision", "32-true", "--max_steps", "4",
         "--micro_batch_size", "2", "--global_batch_size", "4", "--max_seq_length", "128",
         "--train", "lr_warmup_steps=1", "--train", "save_interval=null",
@@ -194,49 +191,50 @@ def test_cli_soo_study_on_sqlite_completes_and_resumes(tmp_path: Path, tiny) -> 
         "--include_path", str(tiny.tasks_dir),
     ]  # fmt: skip
     assert _cli(argv) == 0
-    study = optuna.load_study(study_name="lora", storage=storage)
-    trials = study.get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
-    assert {t.user_attrs["source"] for t in trials} == {"soo"}
-    assert all(0.0 <= t.value <= 1.0 for t in trials)
-    assert all(0.0 <= t.user_attrs["tiny_mmlu_acc"] <= 1.0 for t in trials)
-    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 2
+    trials = optuna.load_study(study_name="lora", storage=storage).get_trials()
+    assert len(trials) == 2
+    for trial in trials:
+        _check_complete_trial(trial, tmp_path / "runs")
+        assert "source" in trial.user_attrs
+    # Optuna gives a relative sampler no search space before a trial completes, so SOO's first
+    # trial comes from its independent sampler; from then on SOO picks nodes of its tree.
+    assert trials[1].user_attrs["source"] == "soo" and trials[1].user_attrs["node"] == "0:0"
+    assert trials[0].params != trials[1].params
     # Started again (another machine, or after a crash): the study's 2 trials are its budget.
     assert _cli(argv) == 0
     assert len(optuna.load_study(study_name="lora", storage=storage).trials) == 2
 
 
 @pytest.mark.slow
-def test_crashing_finetune_fails_the_trial_keeps_its_log_and_the_study_goes_on(
+def test_crash_fails_the_trial_with_its_log_then_the_study_goes_on_and_prunes(
     tmp_path: Path, tiny
 ) -> None:  # type: ignore[no-untyped-def]
-    broken = tmp_path / "broken"
-    shutil.copytree(tiny.checkpoint_dir, broken)
-    (broken / "lit_model.pth").write_bytes(b"not a torch checkpoint")  # passes the file checks
-    objective = _objective(tiny, tmp_path / "runs", checkpoint_dir=broken)
+    # Trial 0 crashes inside LitGPT (micro batch 8 > global batch 4: its gradient-accumulation
+    # assert); trial 1 trains and a real pruner stops it at its first validation loss, long
+    # before the 100 epochs (~2900 optimizer steps) it was given.
+    space = {**default_search_space(),
+             "train.micro_batch_size": optuna.distributions.CategoricalDistribution([2, 8])}
+    objective = _objective(tiny, tmp_path / "runs", search_space=space, epochs=100,
+                           max_steps=None)  # fmt: skip
     storage = f"sqlite:///{tmp_path / 'crash.db'}"
-    study = optuna.create_study(direction="maximize", storage=storage, study_name="crash")
-    study.optimize(objective, n_trials=2, catch=(FinetuneError,))
-    trials = optuna.load_study(study_name="crash", storage=storage).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
-    for t in trials:
-        log = Path(t.user_attrs["finetune_log"]).read_text()
-        assert "finetune_lora" in log and "Traceback" in log
-        assert "litgpt finetune_lora failed" in t.system_attrs["fail_reason"]
-
-
-@pytest.mark.slow
-def test_pruned_trial_stops_the_finetune(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
-    # A real pruner that prunes at the first report: any validation loss is above 0.
-    study = optuna.create_study(direction="maximize", study_name="prune",
+    study = optuna.create_study(direction="maximize", storage=storage, study_name="crash",
                                 pruner=optuna.pruners.ThresholdPruner(upper=0.0))  # fmt: skip
-    # 100 epochs (~2900 optimizer steps) unless it is stopped.
-    objective = _objective(tiny, tmp_path / "runs", epochs=100, max_steps=None)
-    study.optimize(objective, n_trials=1)
-    trial = study.trials[0]
-    assert trial.state == TrialState.PRUNED
-    assert list(trial.intermediate_values) == [4]
-    out = Path(trial.user_attrs["trial_dir"]) / "finetune"
+    base = {"lr": 1e-3, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "weight_decay": 0.01}
+    study.enqueue_trial({**base, "train.micro_batch_size": 8})
+    study.enqueue_trial({**base, "train.micro_batch_size": 2})
+    study.optimize(objective, n_trials=2, catch=(FinetuneError,))
+
+    crashed, pruned = optuna.load_study(study_name="crash", storage=storage).trials
+    assert crashed.state == TrialState.FAIL
+    log = Path(crashed.user_attrs["finetune_log"]).read_text()
+    assert "--train.micro_batch_size 8" in log and "Traceback" in log
+    reason = crashed.user_attrs["fail_reason"]
+    assert reason.startswith("litgpt finetune_lora failed (exit code 1)")
+    assert "gradient_accumulation_iters > 0" in reason  # the log's tail: the cause
+
+    assert pruned.state == TrialState.PRUNED
+    assert list(pruned.intermediate_values) == [4]
+    out = Path(pruned.user_attrs["trial_dir"]) / "finetune"
     last_iter = read_curve(out).train_losses[-1][0]
     assert last_iter < 200, last_iter  # stopped within a few polls, not after 100 epochs
     assert not (out / "final").exists()

@@ -93,6 +93,12 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _failed(trial: optuna.Trial, message: str) -> FinetuneError:
+    """Record why the trial failed (Optuna keeps no reason itself) and build the error."""
+    trial.set_user_attr("fail_reason", message)
+    return FinetuneError(message)
+
+
 def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """Stop the subprocess and everything it started (FSDP ranks): SIGTERM, then SIGKILL."""
     if proc.poll() is not None:
@@ -353,16 +359,18 @@ class LoRAFinetuneObjective:
                         )
                     if self.timeout is not None and time.monotonic() - start > self.timeout:
                         _stop(proc)
-                        raise FinetuneError(
+                        raise _failed(
+                            trial,
                             f"litgpt finetune_lora ran past timeout={self.timeout}s and was "
-                            f"stopped; log: {log_path}"
+                            f"stopped; log: {log_path}",
                         )
             finally:
                 _stop(proc)
         if proc.returncode != 0 or not (out / "final" / "lit_model.pth").is_file():
-            raise FinetuneError(
+            raise _failed(
+                trial,
                 f"litgpt finetune_lora failed (exit code {proc.returncode}); full log: "
-                f"{log_path}\n{_tail(log_path)}"
+                f"{log_path}\n{_tail(log_path)}",
             )
         return curve
 
@@ -398,9 +406,10 @@ class LoRAFinetuneObjective:
             finally:
                 _stop(proc)
         if proc.returncode != 0 or not result_path.is_file():
-            raise FinetuneError(
+            raise _failed(
+                trial,
                 f"Conversion or lm-eval scoring failed (exit code {proc.returncode}); full log: "
-                f"{log_path}\n{_tail(log_path)}"
+                f"{log_path}\n{_tail(log_path)}",
             )
         result = json.loads(result_path.read_text())
         scores = {
