@@ -147,7 +147,9 @@ class ScriptedOpenAIServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -156,7 +158,7 @@ class ScriptedOpenAIServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
                     body = {"object": "list", "data": [
                         {"id": server.model, "object": "model", "owned_by": "tests"}]}
@@ -164,7 +166,7 @@ class ScriptedOpenAIServer:
                 else:
                     self._send(404, b'{"error": {"message": "not found"}}')
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 request = json.loads(self.rfile.read(length) or b"{}")
                 fmt = (request.get("response_format") or {}).get("type")

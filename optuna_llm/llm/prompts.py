@@ -68,11 +68,12 @@ def describe_search_space(search_space: Mapping[str, BaseDistribution]) -> str:
 
 def describe_goal(directions: Sequence[StudyDirection], metric_names: Sequence[str] | None) -> str:
     names = list(metric_names) if metric_names else (
-        ["objective"] if len(directions) == 1 else [f"objective {i}" for i in range(len(directions))]
+        ["objective"] if len(directions) == 1
+        else [f"objective {i}" for i in range(len(directions))]
     )
     parts = [
         f"{'minimize' if d == StudyDirection.MINIMIZE else 'maximize'} {name}"
-        for d, name in zip(directions, names)
+        for d, name in zip(directions, names, strict=False)
     ]
     if len(parts) == 1:
         return f"Goal: {parts[0]}."
@@ -133,9 +134,10 @@ def rank_trials(
 
 
 def _dominates(a: FrozenTrial, b: FrozenTrial, signs: Sequence[float]) -> bool:
-    av = [s * v for s, v in zip(signs, a.values)]
-    bv = [s * v for s, v in zip(signs, b.values)]
-    return all(x <= y for x, y in zip(av, bv)) and any(x < y for x, y in zip(av, bv))
+    av = [s * v for s, v in zip(signs, a.values, strict=False)]
+    bv = [s * v for s, v in zip(signs, b.values, strict=False)]
+    pairs = list(zip(av, bv, strict=True))
+    return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
 
 
 def _nan_last(x: float) -> float:

@@ -103,7 +103,8 @@ def propose(
             raise ProposalFailed("token budget exhausted")
         wanted = n_configs - len(accepted)
         try:
-            result = client.chat(conversation, json_schema=schema, temperature=temperature,
+            result = client.chat(conversation, json_schema=schema,
+                                 temperature=retry_temperature(temperature, attempt),
                                  max_tokens=max_tokens or 256 + 192 * wanted,
                                  seed=None if seed is None else seed + attempt)
         except (CacheMissError, LLMUnavailableError):
@@ -140,8 +141,16 @@ def propose(
     if accepted:
         return accepted
     raise ProposalFailed(
-        f"no usable configuration after {max_attempts} attempts: {log.errors[-1] if log.errors else ''}"
+        f"no usable configuration after {max_attempts} attempts: "
+        + (log.errors[-1] if log.errors else "")
     )
+
+
+def retry_temperature(temperature: float, attempt: int) -> float:
+    """Temperature of the ``attempt``-th request (0-based). At temperature 0 a model asked
+    again tends to repeat itself (small models repeat a configuration already tried), so each
+    retry samples a little hotter: 0.4, then 0.8, at most 1.0."""
+    return temperature if attempt == 0 else max(temperature, min(1.0, 0.4 * attempt))
 
 
 def _read_answer(
@@ -158,9 +167,10 @@ def _read_answer(
     if n_configs == 1:
         raws: list[Any] = [config_from_answer(answer)]
     else:
-        raws = answer.get("configs") if isinstance(answer, dict) else answer
-        if not isinstance(raws, list):
+        listed = answer.get("configs") if isinstance(answer, dict) else answer
+        if not isinstance(listed, list):
             raise InvalidAnswer("Expected a JSON object with a 'configs' array.")
+        raws = listed
     new: list[Proposal] = []
     problems: list[str] = []
     for raw in raws:

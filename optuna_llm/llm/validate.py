@@ -57,7 +57,8 @@ def extract_json(text: str) -> Any:
 def config_from_answer(answer: Any) -> Mapping[str, Any]:
     """The configuration object inside a parsed answer (``{"config": {...}}`` or bare)."""
     if isinstance(answer, dict) and isinstance(answer.get("config"), dict):
-        return answer["config"]  # type: ignore[no-any-return]
+        config: Mapping[str, Any] = answer["config"]
+        return config
     if isinstance(answer, dict):
         return answer
     raise InvalidAnswer(f"Expected a JSON object with a 'config' object, got {_shorten(answer)}.")
@@ -126,14 +127,14 @@ def _numeric(
         snapped = low + round((number - low) / step) * step
         snapped = min(max(snapped, low), high)
         if is_int:
-            snapped = int(round(snapped))
+            snapped = round(snapped)
             if snapped > high:
                 snapped -= int(step)
         if not math.isclose(snapped, number, rel_tol=1e-9, abs_tol=1e-12):
             notes.append(f"snapped {number:g} to step {step}")
         number = snapped
     if is_int:
-        return int(round(number)), "; ".join(notes) or None
+        return round(number), "; ".join(notes) or None
     return float(number), "; ".join(notes) or None
 
 
