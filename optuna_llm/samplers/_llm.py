@@ -36,6 +36,7 @@ _logger = logging.getLogger(__name__)
 
 _SOURCE_RANK = {"llm": 0, "llm-repaired": 1}  # anything else (fallback:...) ranks highest
 _CLAIM_ROUNDS = 3
+_FALLBACK_DRAWS = 32
 
 
 @dataclass
@@ -255,9 +256,8 @@ class LLMSampler(BaseSampler):
         search_space: dict[str, BaseDistribution],
         log: ExchangeLog,
     ) -> Proposal:
-        """Propose, claim the configuration in storage, then re-read the running trials: if
-        another worker claimed the same configuration, yield and propose again. Of two workers
-        that claim at once at least one sees the other, so no duplicate gets through."""
+        """Propose and claim (:func:`_claim`); if another worker claimed the same configuration
+        at the same time, yield and propose again."""
         refused: list[dict[str, Any]] = []
         for _ in range(_CLAIM_ROUNDS):
             trials = study._get_trials(deepcopy=False, use_cache=False)
@@ -279,10 +279,7 @@ class LLMSampler(BaseSampler):
                 max_attempts=self._max_attempts, temperature=self._temperature, seed=self._seed,
                 budget_left=lambda: self._budget_left(study, log),
             )[0]
-            set_system_attrs(study, trial, {PROPOSAL_ATTR: _jsonable_params(proposal.params)})
-            fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            if duplicate_of(proposal.params, fresh, exclude_number=trial.number,
-                            search_space=search_space) is None:
+            if _claim(study, trial, proposal.params, search_space):
                 return proposal
             refused.append(proposal.params)
         raise ProposalFailed("every proposal was claimed by another worker at the same time")
@@ -298,14 +295,20 @@ class LLMSampler(BaseSampler):
         state.fell_back = True
         source = f"fallback:{sampler_name(self._fallback)}"
         state.source = source
-        params: dict[str, Any] = {}
         relative = self._fallback.infer_relative_search_space(study, trial)
         relative = {k: v for k, v in relative.items() if search_space.get(k) == v}
-        if relative:
-            params.update(self._fallback.sample_relative(study, trial, relative))
-        for name, distribution in search_space.items():
-            if name not in params:
-                params[name] = self._fallback.sample_independent(study, trial, name, distribution)
+        # The fallback's choice is deduplicated too (a random pick in a discrete space repeats
+        # often); after _FALLBACK_DRAWS repeats the space is taken as exhausted.
+        for _ in range(_FALLBACK_DRAWS):
+            params: dict[str, Any] = {}
+            if relative:
+                params.update(self._fallback.sample_relative(study, trial, relative))
+            for name, distribution in search_space.items():
+                if name not in params:
+                    params[name] = self._fallback.sample_independent(study, trial, name,
+                                                                     distribution)
+            if _claim(study, trial, params, search_space):
+                break
         _logger.info("Trial %d: %s chose the parameters because %s.", trial.number, source,
                      reason)
         set_user_attrs(study, trial, {SOURCE: source, "fallback_reason": reason[:2000],
@@ -335,6 +338,21 @@ class LLMSampler(BaseSampler):
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("LLMSampler holds a live LLM client and cannot be pickled; build one "
                         "per process.")
+
+
+def _claim(
+    study: Study,
+    trial: FrozenTrial,
+    params: Mapping[str, Any],
+    search_space: Mapping[str, BaseDistribution],
+) -> bool:
+    """Write ``params`` as this trial's claim, then re-read every trial from storage (running
+    ones uncached): False if another trial has or claims the same configuration. Of two
+    workers claiming at once, at least one sees the other, so no duplicate gets through."""
+    set_system_attrs(study, trial, {PROPOSAL_ATTR: _jsonable_params(params)})
+    fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    return duplicate_of(params, fresh, exclude_number=trial.number,
+                        search_space=search_space) is None
 
 
 def study_token_total(study: Study) -> int:
