@@ -96,7 +96,9 @@ class _TreeSampler(BaseSampler):
         max_failures: int = 3,
     ) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 2:
-            raise ValueError(f"k must be an integer >= 2 (the number of children per split), got {k!r}.")
+            raise ValueError(
+                f"k must be an integer >= 2 (the number of children per split), got {k!r}."
+            )
         if not isinstance(max_failures, int) or max_failures < 1:
             raise ValueError(f"max_failures must be an integer >= 1, got {max_failures!r}.")
         self._k = k
@@ -108,6 +110,7 @@ class _TreeSampler(BaseSampler):
         self._sourced: set[int] = set()
         self._max_claim_attempts = 20
         self._jitter = random.Random()
+        self._finished_memo: dict[tuple[int, int, str], dict[int, Any]] = {}
 
     @property
     def _key_node(self) -> str:
@@ -159,23 +162,31 @@ class _TreeSampler(BaseSampler):
     ) -> Records:
         records = Records()
         sign = self._sign(study)
+        # Finished trials never change, so their parsed records are memoised (a cache of
+        # storage, rebuilt from it by any process).
+        memo = self._finished_memo.setdefault((id(study._storage), study._study_id, ctx.hash), {})
         for t in trials:
-            if t._trial_id == me._trial_id:
-                continue
-            attrs = t.system_attrs
-            if attrs.get(self._key_space) != ctx.hash:
-                continue
-            key = attrs.get(self._key_node)
-            if not key:
-                continue
-            value = None
-            if t.state == TrialState.COMPLETE:
-                assert t.value is not None
-                value = sign * t.value
-            records.add_trial(
-                parse_node_key(key), _STATES[t.state], value, int(attrs.get(self._key_sweep, 0))
-            )
+            record = memo.get(t._trial_id, False)
+            if record is False:
+                record = self._parse(t, ctx, sign)
+                if t.state.is_finished():
+                    memo[t._trial_id] = record
+            if record is not None and t._trial_id != me._trial_id:
+                records.add_trial(*record)
         return records
+
+    def _parse(
+        self, t: FrozenTrial, ctx: _SpaceContext, sign: float
+    ) -> tuple[Node, str, float | None, int] | None:
+        attrs = t.system_attrs
+        key = attrs.get(self._key_node)
+        if not key or attrs.get(self._key_space) != ctx.hash:
+            return None
+        value = None
+        if t.state == TrialState.COMPLETE:
+            assert t.value is not None
+            value = sign * t.value
+        return parse_node_key(key), _STATES[t.state], value, int(attrs.get(self._key_sweep, 0))
 
     def _liar(self, records: Records) -> float:
         # Pessimistic constant liar: a pending leaf is chosen for expansion only when nothing
