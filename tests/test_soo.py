@@ -206,5 +206,5 @@ def test_user_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="max_failures"):
         SOOSampler(max_failures=0)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=SOOSampler())
-    with pytest.raises(ValueError, match="single objective.*NSGAIISampler"):
+    with pytest.raises(ValueError, match=r"single objective.*NSGAIISampler"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
