@@ -236,7 +236,7 @@ def test_one_epoch_on_cifar(tiny_cifar, tmp_path: Path, arch: str) -> None:  # t
     assert 0.0 <= trial.value <= 1.0
     assert trial.intermediate_values == {0: trial.value}
     assert attrs["n_params"] > (6_000_000 if arch == "resnet9" else 500_000)
-    assert attrs["precision"] == ("bf16" if arch == "resnet9" else "fp32")
+    assert attrs["precision"] == "fp32"  # the CPU default (bf16 measured slower here)
     assert attrs["device"] == "cpu"
     # 20 validation and 64 test images: errors are multiples of 1/20 and 1/64.
     assert round(trial.value * 20, 6).is_integer()

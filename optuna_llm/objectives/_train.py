@@ -54,7 +54,7 @@ def resolve_precision(precision: str, device: torch.device, arch: str) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if arch in _CONV_ARCHS else "fp32"
+    return "fp32"
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

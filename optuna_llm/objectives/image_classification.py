@@ -185,8 +185,8 @@ class ImageClassificationObjective:
         hparams: Fixed values for hyperparameters not in the search space.
         save_dir: Write one JSON record per trial here.
         device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available).
-        precision: ``"auto"`` (bf16/fp16 autocast on CUDA, bf16 + channels_last for conv
-            nets on CPU), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        precision: ``"auto"`` (bf16/fp16 autocast + channels_last on CUDA, fp32 on CPU),
+            ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         seed: Seed of weight init and data order (the same for every trial, so trials differ
             only by their hyperparameters).
         verify_checksums: Compare CIFAR-10 files to the official MD5 sums (turn off for data
