@@ -64,6 +64,11 @@ def score():
     assert result.reason == "network", result
     assert "network access is disabled" in (result.error or "")
     assert accepted == []  # the listening server never saw a connection
+    unix = run_code(
+        "import socket\ndef score():\n    socket.socket(socket.AF_UNIX)\n    return 0.0\n",
+        HARNESS, timeout=30, isolate_network=isolate_network,
+    )  # fmt: skip
+    assert unix.reason == "network", unix
 
 
 def test_writes_outside_the_folder_are_refused(tmp_path: Path) -> None:
@@ -82,6 +87,7 @@ def score():
     keep = tmp_path / "keep.txt"
     keep.write_text("x")
     for body in (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (-1, -1))",
         f"import os; os.remove({str(keep)!r})",
         f"import os; os.open({str(tmp_path / 'y')!r}, os.O_WRONLY | os.O_CREAT)",
         "import subprocess; subprocess.run(['touch', '/tmp/sandbox-escape'])",

@@ -161,6 +161,8 @@ def train_and_evaluate(
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev, arch)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     torch.manual_seed(seed)
     model = build_model(
         arch, in_channels=data.in_channels, image_size=data.image_size,

@@ -6,7 +6,7 @@ temporary folder, with:
 - a wall-clock time limit (the whole process group is killed) and a CPU-time rlimit;
 - a memory limit (``RLIMIT_AS``), so large allocations raise ``MemoryError``;
 - no network: ``unshare --net`` (an empty network namespace) where the kernel allows it, and
-  always an audit hook (PEP 578) that refuses to create internet sockets;
+  always an audit hook (PEP 578) that refuses to create any socket (Unix sockets included);
 - no writes outside the folder: the audit hook refuses ``open`` for writing, removals,
   renames and ``mkdir`` outside it, and refuses starting processes and loading native libraries
   after the allowed modules (``preload``) are imported.
@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 
 _RUNNER = r'''
-import json, os, socket, sys, traceback
+import json, os, sys, traceback
 _result_file = open(sys.argv[1], "w")
 _root = os.path.realpath(os.getcwd())
 for _name in sys.argv[2].split(","):
@@ -70,14 +70,14 @@ def _hook(event, args):
     elif event in ("os.rename", "shutil.move", "shutil.copyfile"):
         if not (_inside(args[0]) and _inside(args[1])):
             raise PermissionError(f"sandbox: {event} outside the working directory")
-    elif event == "socket.__new__":
-        if args[1] in (socket.AF_INET, socket.AF_INET6):
-            raise PermissionError("sandbox: network access is disabled")
-    elif event in ("socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto"):
+    elif event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
+                   "socket.sendto", "socket.sendmsg"):
+        # Every family: Unix sockets reach local daemons (databases, docker) even without a
+        # network namespace.
         raise PermissionError("sandbox: network access is disabled")
     elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
                    "os.fork", "os.forkpty", "pty.spawn", "ctypes.dlopen", "os.kill",
-                   "os.killpg", "sys.addaudithook"):
+                   "os.killpg", "sys.addaudithook", "resource.setrlimit", "resource.prlimit"):
         raise PermissionError(f"sandbox: {event} is not allowed")
 
 sys.addaudithook(_hook)
