@@ -6,13 +6,13 @@ HellaSwag/MMLU-format tasks (tests/tiny_llm.py), then runs ``--trials`` trials o
 training, final validation, LoRA merge), the conversion to a Hugging Face model, the lm-eval
 scoring, the evaluation process's start-up (imports) and the total.
 
-    PYTHONPATH=tests/shims:tests HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \\
-        .venv/bin/python benchmarks/finetune_time.py --trials 3 --steps 4
+    .venv/bin/python benchmarks/finetune_time.py --trials 3 --steps 4
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -20,9 +20,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "shims"), str(ROOT / "tests")]
-
+# The torchvision workaround for CPU-only machines (tests/shims/sitecustomize.py; inert where
+# torchvision matches torch), here and, through PYTHONPATH, in the LitGPT/lm-eval subprocesses.
+_SHIMS = str(ROOT / "tests" / "shims")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SHIMS, os.environ.get("PYTHONPATH")) if p)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+sys.path[:0] = [_SHIMS, str(ROOT / "tests")]
 import optuna  # noqa: E402
+import sitecustomize  # noqa: E402, F401
 import tiny_llm  # noqa: E402
 
 from optuna_llm.objectives.finetune import LoRAFinetuneObjective  # noqa: E402

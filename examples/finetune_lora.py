@@ -42,18 +42,20 @@ def main() -> None:
             out_dir=setup.checkpoint_dir.parent / "runs", **tiny_llm.tiny_objective_kwargs(setup)
         )
         n_trials = args.n_trials or 2
+        storage = f"sqlite:///{setup.checkpoint_dir.parent / 'finetune_lora.db'}"
     else:
         objective = LoRAFinetuneObjective(
             "checkpoints/meta-llama/Llama-3.2-3B", devices=args.devices
         )
         n_trials = args.n_trials or 50
+        storage = "sqlite:///finetune_lora.db"
 
     objective.check()  # missing checkpoint/data, or no GPU for the configuration: fail now
     study = optuna.create_study(
         direction="maximize",
         sampler=SOOSampler(seed=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
-        storage="sqlite:///finetune_lora.db",
+        storage=storage,
         study_name="tiny-lora" if args.tiny else "llama-3.2-3b-lora",
         load_if_exists=True,
     )

@@ -238,3 +238,22 @@ def test_crash_fails_the_trial_with_its_log_then_the_study_goes_on_and_prunes(
     last_iter = read_curve(out).train_losses[-1][0]
     assert last_iter < 200, last_iter  # stopped within a few polls, not after 100 epochs
     assert not (out / "final").exists()
+
+
+def test_conversion_gives_a_hf_model_with_litgpts_logits(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
+    """What lm-eval scores is the model LitGPT trained: same logits after the conversion."""
+    import torch
+    from litgpt import Config
+    from litgpt.model import GPT
+    from transformers import AutoModelForCausalLM
+
+    from optuna_llm.objectives._lm_eval import convert_to_hf
+
+    hf_dir = convert_to_hf(tiny.checkpoint_dir, tmp_path / "hf")
+    assert not (hf_dir / "model.pth").exists()  # the intermediate file is removed
+    lit = GPT(Config.from_file(tiny.checkpoint_dir / "model_config.yaml"))
+    lit.load_state_dict(torch.load(tiny.checkpoint_dir / "lit_model.pth", weights_only=True))
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir)
+    ids = torch.randint(0, 512, (2, 17), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, lit.eval()(ids), rtol=1e-4, atol=1e-4)

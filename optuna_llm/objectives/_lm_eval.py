@@ -43,8 +43,12 @@ def convert_to_hf(finetuned_dir: Path, hf_dir: Path) -> Path:
     state_path = hf_dir / "model.pth"
     state = torch.load(state_path, map_location="cpu", weights_only=True)
     config = AutoConfig.from_pretrained(finetuned_dir)
-    model = AutoModelForCausalLM.from_config(config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    dtype = next(iter(state.values())).dtype
+    # Built on the meta device and filled with the converted tensors (assign=True): no second
+    # copy of a multi-GB model in memory, and it stays in the precision it was trained in.
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:
         raise RuntimeError(
@@ -52,8 +56,9 @@ def convert_to_hf(finetuned_dir: Path, hf_dir: Path) -> Path:
             f"{sorted(set(missing) - tied)[:5]}, unexpected {sorted(unexpected)[:5]}. The "
             "checkpoint's config.json must describe the same model as its model_config.yaml."
         )
-    dtype = next(iter(state.values())).dtype
-    model.to(dtype).save_pretrained(hf_dir)
+    if tied:
+        model.tie_weights()
+    model.save_pretrained(hf_dir)
     state_path.unlink()
     for name in _TOKENIZER_FILES:
         if (finetuned_dir / name).is_file():
