@@ -30,6 +30,6 @@ stage bamsoo --samplers bamsoo --tasks hpo --seeds 5 --budgets 10 50
 stage gp10 --samplers gp lhs-gp --tasks hpo --seeds 5 --budgets 10
 # GP samplers at 50 evaluations on the subset.
 stage gp50 --samplers gp lhs-gp --tasks $GP_HPO --seeds 5 --budgets 50
-stage bbob-gp --samplers gp lhs-gp bamsoo --tasks $GP_BBOB --seeds 5 --budgets 10 50
+stage bbob-gp --samplers gp lhs-gp bamsoo --tasks $GP_BBOB --seeds 3 --budgets 50
 # LLM samplers (embedded Gemma 3 270M: 1.5-4 s a proposal) on the GP subset at 10 evaluations.
 stage llm --samplers llm llm-seeded-tpe llm-seeded-gp --tasks $GP_HPO --seeds 5 --budgets 10

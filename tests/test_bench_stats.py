@@ -201,6 +201,19 @@ def test_bbob_regret_is_the_precision_and_zero_at_the_optimum() -> None:
     assert out[1].regret > 0
 
 
+def test_toy_regret_is_value_minus_the_known_optimum() -> None:
+    from optuna_llm.objectives.toy import TOY_FUNCTIONS
+
+    task = get_task("toy/branin")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    out = []
+    study.optimize(lambda t: out.append(task.evaluate(t)) or out[-1].seen, n_trials=5)
+    for trial, evaluation in zip(study.trials, out, strict=True):
+        value = TOY_FUNCTIONS["branin"].objective(optuna.trial.FixedTrial(trial.params))
+        assert evaluation.regret == pytest.approx(value - TOY_FUNCTIONS["branin"].optimum)
+        assert evaluation.regret > 0
+
+
 def test_results_file_ignores_a_truncated_line_and_appends_after_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "r.jsonl"
     store = ResultsFile(path)
