@@ -366,6 +366,9 @@ class LoRAFinetuneObjective:
                         )
             finally:
                 _stop(proc)
+        if proc.returncode == 0 and reported and trial.should_prune():
+            # Trained to the end but the final validation loss is bad: skip the evaluation.
+            raise optuna.TrialPruned(f"final val_loss {curve.final_val_loss}")
         if proc.returncode != 0 or not (out / "final" / "lit_model.pth").is_file():
             raise _failed(
                 trial,
