@@ -84,8 +84,14 @@ def sampler_kwargs_for(
     kw = dict(extra.get(key.sampler, {}))
     if key.sampler == "lhs":
         kw.setdefault("n_samples", key.budget)  # one design spread over the whole budget
-    if key.sampler == "llm":
+    if key.sampler in LLM_SAMPLERS:
         kw.setdefault("problem", task_description)
+    if key.sampler != "llm" and isinstance(kw.get("llm"), Mapping):
+        # LLMSeededSampler takes its LLM as an LLMSampler: build it here, in the worker, from
+        # the picklable settings (model, base_url, cache) the command line gave.
+        from optuna_llm.samplers import LLMSampler
+
+        kw["llm"] = LLMSampler(problem=kw["problem"], seed=key.seed, **kw["llm"])
     return kw
 
 
