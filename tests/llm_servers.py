@@ -14,6 +14,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -217,17 +218,20 @@ def start_llama_server(n_ctx: int = 4096, timeout: float = 120.0) -> Iterator[st
 
     model = default_model_path()
     port = free_port()
+    # The server logs a lot to stderr: a pipe nobody reads would fill up and block it.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", str(n_ctx)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--port", str(port), "--n_ctx", str(n_ctx), "--chat_format", "gemma"],
+        stdout=subprocess.DEVNULL, stderr=log,
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                log.seek(0)
+                err = log.read().decode(errors="replace")
                 raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {err[-2000:]}")
             try:
                 with urlopen(base_url + "/models", timeout=2) as r:
@@ -240,6 +244,7 @@ def start_llama_server(n_ctx: int = 4096, timeout: float = 120.0) -> Iterator[st
             time.sleep(0.5)
         yield base_url
     finally:
+        log.close()
         proc.terminate()
         try:
             proc.wait(timeout=10)

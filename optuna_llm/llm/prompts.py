@@ -210,7 +210,7 @@ class PromptBuilder:
         n_configs: int,
         fixed_params: Mapping[str, Any] | None,
     ) -> str:
-        names = ", ".join(f'"{n}": ...' for n in search_space)
+        names = ", ".join(f'"{n}": <{_kind(d)}>' for n, d in search_space.items())
         lines = []
         if fixed_params:
             fixed = json.dumps({k: _jsonable(v) for k, v in fixed_params.items()})
@@ -219,11 +219,11 @@ class PromptBuilder:
         if n_configs == 1:
             lines.append("Propose the next configuration to evaluate: one likely to improve on "
                          "the best so far and different from every configuration above.")
-            shape = f'{{"rationale": "...", "config": {{{names}}}}}'
+            shape = f'{{"rationale": "<why>", "config": {{{names}}}}}'
         else:
             lines.append(f"Propose {n_configs} different configurations to evaluate first, "
                          "spread over the promising region, none repeating another.")
-            shape = f'{{"rationale": "...", "configs": [{{{names}}}, ...]}}'
+            shape = f'{{"rationale": "<why>", "configs": [{{{names}}}, ...]}}'
         if self.settings.chain_of_thought:
             lines.append("First reason step by step in \"rationale\" (what the results so far "
                          "suggest and why), then give the configuration.")
@@ -319,6 +319,12 @@ def _pending_params(trial: FrozenTrial) -> dict[str, Any]:
         return {k: _jsonable(v) for k, v in trial.params.items()}
     claimed = trial.system_attrs.get(PROPOSAL_ATTR)
     return dict(claimed) if isinstance(claimed, dict) else {}
+
+
+def _kind(distribution: BaseDistribution) -> str:
+    if isinstance(distribution, CategoricalDistribution):
+        return "choice"
+    return "integer" if isinstance(distribution, IntDistribution) else "number"
 
 
 def _num(x: float) -> str:

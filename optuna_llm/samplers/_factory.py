@@ -21,7 +21,7 @@ def _seeded(base: str) -> Callable[..., optuna.samplers.BaseSampler]:
         n_seed_trials = kw.pop("n_seed_trials", 10)
         llm = kw.pop("llm", None)
         return LLMSeededSampler(
-            make_sampler(base, seed=seed), n_seed_trials=n_seed_trials, llm=llm, **kw
+            make_sampler(base, seed=seed), n_seed_trials=n_seed_trials, llm=llm, seed=seed, **kw
         )
 
     return build
@@ -75,7 +75,9 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 }
 
 
-def make_sampler(name: str, *, seed: int | None = None, **kwargs: Any) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, *, seed: int | None = None, **kwargs: Any
+) -> optuna.samplers.BaseSampler:
     """Build a sampler from its short name (``tpe``, ``soo``, ``llm``, ``lhs-gp``, ...).
 
     Example:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -13,6 +14,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_llm._attrs import set_system_attrs
 from optuna_llm.llm.prompts import PROPOSAL_ATTR
 
 
@@ -101,3 +103,23 @@ def describe_state(trial: FrozenTrial) -> str:
     if trial.state in (TrialState.RUNNING, TrialState.WAITING):
         return f"trial #{trial.number} is evaluating it right now"
     return f"trial #{trial.number} already evaluated it ({trial.state.name})"
+
+
+def claim_config(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    params: Mapping[str, Any],
+    search_space: Mapping[str, BaseDistribution],
+) -> bool:
+    """Write ``params`` as this trial's claim, then re-read every trial from storage (running
+    ones uncached): False if another trial has or claims the same configuration. Of two
+    workers claiming at once, at least one sees the other, so no duplicate gets through."""
+    set_system_attrs(study, trial, {PROPOSAL_ATTR: jsonable_params(params)})
+    fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    return duplicate_of(params, fresh, exclude_number=trial.number,
+                        search_space=search_space) is None
+
+
+def jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            for k, v in params.items()}

@@ -20,12 +20,13 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import RATIONALE, SOURCE, sampler_name, set_system_attrs, set_user_attrs
+from optuna_llm._attrs import RATIONALE, SOURCE, sampler_name, set_user_attrs
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.client import ChatClient, LLMUnavailableError, make_client
-from optuna_llm.llm.prompts import PROPOSAL_ATTR, PromptBuilder, PromptSettings
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed, propose
 from optuna_llm.samplers._history import (
+    claim_config,
     describe_state,
     duplicate_of,
     same_value,
@@ -256,8 +257,8 @@ class LLMSampler(BaseSampler):
         search_space: dict[str, BaseDistribution],
         log: ExchangeLog,
     ) -> Proposal:
-        """Propose and claim (:func:`_claim`); if another worker claimed the same configuration
-        at the same time, yield and propose again."""
+        """Propose and claim (``claim_config``); if another worker claimed the same
+        configuration at the same time, yield and propose again."""
         refused: list[dict[str, Any]] = []
         for _ in range(_CLAIM_ROUNDS):
             trials = study._get_trials(deepcopy=False, use_cache=False)
@@ -279,7 +280,7 @@ class LLMSampler(BaseSampler):
                 max_attempts=self._max_attempts, temperature=self._temperature, seed=self._seed,
                 budget_left=lambda: self._budget_left(study, log),
             )[0]
-            if _claim(study, trial, proposal.params, search_space):
+            if claim_config(study, trial, proposal.params, search_space):
                 return proposal
             refused.append(proposal.params)
         raise ProposalFailed("every proposal was claimed by another worker at the same time")
@@ -307,7 +308,7 @@ class LLMSampler(BaseSampler):
                 if name not in params:
                     params[name] = self._fallback.sample_independent(study, trial, name,
                                                                      distribution)
-            if _claim(study, trial, params, search_space):
+            if claim_config(study, trial, params, search_space):
                 break
         _logger.info("Trial %d: %s chose the parameters because %s.", trial.number, source,
                      reason)
@@ -340,21 +341,6 @@ class LLMSampler(BaseSampler):
                         "per process.")
 
 
-def _claim(
-    study: Study,
-    trial: FrozenTrial,
-    params: Mapping[str, Any],
-    search_space: Mapping[str, BaseDistribution],
-) -> bool:
-    """Write ``params`` as this trial's claim, then re-read every trial from storage (running
-    ones uncached): False if another trial has or claims the same configuration. Of two
-    workers claiming at once, at least one sees the other, so no duplicate gets through."""
-    set_system_attrs(study, trial, {PROPOSAL_ATTR: _jsonable_params(params)})
-    fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
-    return duplicate_of(params, fresh, exclude_number=trial.number,
-                        search_space=search_space) is None
-
-
 def study_token_total(study: Study) -> int:
     """Prompt + completion tokens spent by the LLM over the whole study, summed from the
     trials' attrs (so it is right with many workers)."""
@@ -376,11 +362,6 @@ def _metric_names(study: Study) -> list[str] | None:
         return study.metric_names
     except Exception:  # pragma: no cover - older Optuna
         return None
-
-
-def _jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
-            for k, v in params.items()}
 
 
 def _check_embedded_installed() -> None:

@@ -33,7 +33,7 @@ def apply_torchvision_workaround() -> None:
         return
     import torch
 
-    so_path = os.path.join(list(spec.submodule_search_locations)[0], "_C.so")
+    so_path = os.path.join(next(iter(spec.submodule_search_locations)), "_C.so")
     try:
         torch.ops.load_library(so_path)
         return  # a matching torchvision build: nothing to do
