@@ -51,6 +51,7 @@ class LLMSeededSampler(BaseSampler):
     After the seeds, ``base_sampler`` decides everything and sees the seed trials like any
     others. Seed trials record ``source`` (``llm``/``llm-repaired``/fallback), ``rationale``
     and, on the trial that asked, the token counts.
+
     The seed configurations need the search space up front: pass ``search_space``, or the
     space is taken from the trials so far (with none yet, the first seed trial's parameters
     are asked for one by one as :class:`LLMSampler` does).
