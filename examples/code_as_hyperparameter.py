@@ -5,8 +5,10 @@ code, rationale and outcome are user attrs (see them in optuna-dashboard); faile
 time/memory limit, network or file access) makes a FAIL trial whose error is shown to the LLM
 in the next prompt.
 
-    python examples/code_as_hyperparameter.py                     # embedded model
     OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python examples/code_as_hyperparameter.py
+    OPENAI_API_KEY=sk-... python examples/code_as_hyperparameter.py   # gpt-4o-mini
+
+The embedded Gemma 3 270M also runs the loop, but it cannot write working code: expect FAILs.
 """
 
 from __future__ import annotations

@@ -263,6 +263,9 @@ def plot_curves(
         ax.fill_between(
             curve.steps, curve.lower, curve.upper, color=line.get_color(), alpha=0.2, linewidth=0
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trials")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

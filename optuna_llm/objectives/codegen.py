@@ -127,6 +127,7 @@ class CodeObjective:
         client: Any object with ``chat(messages, json_schema=..., temperature=...)`` (the
             project's LLM client); built with ``make_client(model, base_url, api_key,
             cache)`` when omitted.
+        max_tokens: Cap on the answer's length (a short module fits in 800).
         max_history: Earlier attempts shown to the LLM (the most recent ones).
 
     Example:
@@ -145,6 +146,7 @@ class CodeObjective:
         api_key: str | None = None,
         cache: Any = None,
         temperature: float = 0.0,
+        max_tokens: int | None = 800,
         max_history: int = 10,
     ) -> None:
         if client is None:
@@ -154,6 +156,7 @@ class CodeObjective:
         self.task = task
         self.client = client
         self.temperature = temperature
+        self.max_tokens = max_tokens
         self.max_history = max_history
 
     def history(self, study: optuna.Study, before: int) -> list[dict[str, Any]]:
@@ -172,7 +175,10 @@ class CodeObjective:
     def __call__(self, trial: optuna.Trial) -> float:
         messages = build_messages(self.task, self.history(trial.study, trial.number))
         answer = self.client.chat(
-            messages, json_schema=CODE_SCHEMA, temperature=self.temperature
+            messages,
+            json_schema=CODE_SCHEMA,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
         )
         trial.set_user_attr(SOURCE, "llm")
         trial.set_user_attr("prompt_tokens", getattr(answer, "prompt_tokens", None))
