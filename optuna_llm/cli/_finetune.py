@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--n-trials", "--n_trials", dest="n_trials", type=int, default=50,
                    help="total finished trials in the study (all workers together)")
     s.add_argument("--storage", default="sqlite:///optuna-llm-finetune.db",
-                   help="RDB URL (sqlite:///, postgresql://, mysql://) or a journal file path")
+                   help="RDB URL (sqlite:///, postgresql://, mysql://) or a journal file *.log")
     s.add_argument("--study_name", "--study-name", default="lora-finetune")
     s.add_argument("--pruner", choices=("none", "median", "hyperband"), default="none",
                    help="stop trials early on LitGPT's validation loss")
@@ -95,32 +95,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=main)
 
 
-def make_storage(url: str, heartbeat_interval: int, max_retry: int) -> Any:
-    """RDB storage with heartbeat and retry of dead workers' trials, or a journal file."""
-    import optuna
-
-    if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url))
-    try:
-        from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=3 * heartbeat_interval,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
-    except ImportError:  # optuna < 4.9
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=3 * heartbeat_interval,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=max_retry),
-        )
-
-
 def _pruner(name: str) -> Any:
     import optuna
 
@@ -137,6 +111,7 @@ def main(args: argparse.Namespace) -> int:
 
     from optuna_llm.objectives.finetune import FinetuneError, LoRAFinetuneObjective
     from optuna_llm.samplers import make_sampler
+    from optuna_llm.storage import make_storage
 
     train_args = dict(args.train_kv)
     for key in ("micro_batch_size", "global_batch_size", "max_seq_length"):
@@ -186,7 +161,8 @@ def main(args: argparse.Namespace) -> int:
         }
     sampler = make_sampler(args.sampler, seed=args.seed, **kwargs)
     study = optuna.create_study(
-        storage=make_storage(args.storage, args.heartbeat_interval, args.max_retry),
+        storage=make_storage(args.storage, heartbeat=args.heartbeat_interval,
+                             grace_period=3 * args.heartbeat_interval, max_retry=args.max_retry),
         study_name=args.study_name,
         sampler=sampler,
         pruner=_pruner(args.pruner),

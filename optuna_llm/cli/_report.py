@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from optuna_llm.cli._run import normalize_url
     from optuna_llm.report import write_report
+    from optuna_llm.storage import normalize_url
 
     storage: Any = normalize_url(args.storage)
     if "://" not in storage and storage.endswith(".log"):

@@ -26,7 +26,6 @@ from typing import Any
 import optuna
 from optuna.distributions import (
     BaseDistribution,
-    CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
@@ -41,6 +40,7 @@ from optuna_llm.objectives._litgpt import (
     default_precision,
     read_curve,
 )
+from optuna_llm.objectives._suggest import suggest as _suggest
 
 __all__ = ["FinetuneError", "LoRAFinetuneObjective", "default_search_space"]
 
@@ -73,16 +73,6 @@ def default_search_space() -> dict[str, BaseDistribution]:
         "lora_dropout": FloatDistribution(0.0, 0.5),
         "weight_decay": FloatDistribution(1e-5, 1e-1, log=True),
     }
-
-
-def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
-    if isinstance(dist, FloatDistribution):
-        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
-    if isinstance(dist, IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
-    if isinstance(dist, CategoricalDistribution):
-        return trial.suggest_categorical(name, dist.choices)
-    raise TypeError(f"Unsupported distribution for {name!r}: {dist!r}")
 
 
 def _tail(path: Path, lines: int = 25) -> str:

@@ -27,6 +27,8 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from optuna_llm.objectives._suggest import suggest as _suggest
+
 DEFAULT_SEARCH_SPACE: dict[str, BaseDistribution] = {
     "optimizer": CategoricalDistribution(["adam", "sgd"]),
     "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
@@ -145,16 +147,6 @@ def load_search_space(path: str | os.PathLike[str]) -> dict[str, BaseDistributio
 def search_space_to_json(space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
     """The inverse of :func:`parse_search_space` in Optuna's distribution JSON form."""
     return {k: json.loads(optuna.distributions.distribution_to_json(d)) for k, d in space.items()}
-
-
-def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
-    if isinstance(dist, FloatDistribution):
-        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
-    if isinstance(dist, IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
-    if isinstance(dist, CategoricalDistribution):
-        return trial.suggest_categorical(name, dist.choices)
-    raise TypeError(f"Unsupported distribution {dist!r} for {name!r}.")
 
 
 def _finite(v: float) -> float | None:
