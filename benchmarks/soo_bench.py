@@ -6,10 +6,15 @@ Prints two tables (markdown). Examples:
     python benchmarks/soo_bench.py --part timing
     python benchmarks/soo_bench.py --part bbob --seeds 5 --samplers soo bamsoo random tpe gp
 
-Timing: a 5-D sphere study is pre-filled with ``n`` finished trials, then the median wall time
-of ``ask`` + the five suggestions of the next trials is taken. SOO runs itself to fill its
-study (it is fast); BaMSOO's study gets SOO's trials relabelled as BaMSOO nodes (a valid
-BaMSOO tree with no GP estimates), TPE's and GPSampler's get random trials.
+Timing: a 5-D sphere study is pre-filled with ``n`` finished trials (``study.add_trials``),
+then the median wall time of ``ask`` + the five suggestions of the next ``--repeats`` trials is
+taken (the first call of a fresh sampler also builds its caches: SOO's tree of finished trials,
+the GP's kernel parameters; later calls update them, as in a long-running worker). Pre-fills
+(``--prefill``): ``own`` = SOO's own run for SOO and BaMSOO (BaMSOO gets SOO's trials
+relabelled as its nodes: a valid BaMSOO tree with no GP estimates), random trials for TPE and
+GPSampler; ``soo`` = every sampler gets SOO's run; ``random`` = every sampler gets the same
+random trials (SOO/BaMSOO then have no tree yet, but BaMSOO's GP is fitted on all of them).
+The last two compare like for like.
 
 BBOB: ``cocoex.BareProblem("bbob", f, 5, 1)`` on ``[-5, 5]^5``; regret = best value after 50
 evaluations - the exact optimum; the table shows the mean over seeds per function and the
@@ -61,41 +66,51 @@ def _relabel_soo_as_bamsoo(
     return out
 
 
-def _prefilled(name: str, n: int, cache: dict[int, list[optuna.trial.FrozenTrial]]) -> optuna.Study:
-    if n not in cache:
-        soo = optuna.create_study(sampler=make_sampler("soo", seed=0))
-        soo.optimize(sphere, n_trials=n)
-        cache[n] = soo.trials
+def _history(source: str, n: int, cache: dict) -> list[optuna.trial.FrozenTrial]:
+    if (source, n) not in cache:
+        sampler = make_sampler("soo", seed=0) if source == "soo" else make_sampler("random", seed=0)
+        study = optuna.create_study(sampler=sampler)
+        study.optimize(sphere, n_trials=n)
+        cache[source, n] = study.trials
+    return cache[source, n]
+
+
+def _prefilled(name: str, n: int, prefill: str, cache: dict) -> optuna.Study:
+    """A study of sampler ``name`` pre-filled with ``n`` finished trials: SOO's own run
+    (``soo``), random ones (``random``), or ``own``: SOO's run for SOO/BaMSOO and random
+    trials for the others (what each sampler would have produced, roughly)."""
+    own_tree = name in ("soo", "bamsoo")
+    source = "soo" if prefill == "soo" or (prefill == "own" and own_tree) else "random"
+    trials = _history(source, n, cache)
     study = optuna.create_study(sampler=make_sampler(name, seed=0))
-    if name == "soo":
-        study.add_trials(cache[n])
-    elif name == "bamsoo":
-        study.add_trials(_relabel_soo_as_bamsoo(cache[n]))
-    else:
-        rnd = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        rnd.optimize(sphere, n_trials=n)
-        study.add_trials(rnd.trials)
+    if name == "bamsoo" and source == "soo":
+        trials = _relabel_soo_as_bamsoo(trials)  # a valid BaMSOO tree with no GP estimates
+    study.add_trials(trials)
     return study
 
 
-def timing(sizes: list[int], samplers: list[str], repeats: int) -> None:
-    cache: dict[int, list[optuna.trial.FrozenTrial]] = {}
-    print(f"\nSeconds per suggestion (5-D, median of {repeats}; study pre-filled with n trials)\n")
-    print("| sampler | " + " | ".join(f"n={n}" for n in sizes) + " |")
-    print("|---|" + "---|" * len(sizes))
-    for name in samplers:
-        row = []
-        for n in sizes:
-            study = _prefilled(name, n, cache)
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                trial = study.ask()
-                value = sphere(trial)  # the suggestions are where samplers work
-                times.append(time.perf_counter() - t0)
-                study.tell(trial, value)
-            row.append(f"{statistics.median(times):.4f}")
-        print(f"| {name} | " + " | ".join(row) + " |", flush=True)
+def timing(sizes: list[int], samplers: list[str], repeats: int, prefills: list[str]) -> None:
+    cache: dict = {}
+    for prefill in prefills:
+        print(
+            f"\nSeconds per suggestion (5-D, median of {repeats}; study pre-filled with n "
+            f"finished trials: {prefill})\n"
+        )
+        print("| sampler | " + " | ".join(f"n={n}" for n in sizes) + " |")
+        print("|---|" + "---|" * len(sizes))
+        for name in samplers:
+            row = []
+            for n in sizes:
+                study = _prefilled(name, n, prefill, cache)
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    trial = study.ask()
+                    value = sphere(trial)  # the suggestions are where samplers work
+                    times.append(time.perf_counter() - t0)
+                    study.tell(trial, value)
+                row.append(f"{statistics.median(times):.4f}")
+            print(f"| {name} | " + " | ".join(row) + " |", flush=True)
 
 
 def _bbob_objective(problem: Callable[[list[float]], float]) -> Callable[[optuna.Trial], float]:
@@ -138,12 +153,16 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=["soo", "bamsoo", "random", "tpe", "gp"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[100, 1000])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--prefill", nargs="+", choices=["own", "soo", "random"], default=["own", "soo", "random"]
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--functions", nargs="+", type=int, default=list(range(1, 25)))
     args = parser.parse_args()
     if args.part in ("timing", "all"):
-        timing(args.sizes, [s for s in args.samplers if s != "random"], args.repeats)
+        samplers = [s for s in args.samplers if s != "random"]
+        timing(args.sizes, samplers, args.repeats, args.prefill)
     if args.part in ("bbob", "all"):
         bbob(args.samplers, args.seeds, args.budget, args.functions)
 

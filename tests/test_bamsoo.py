@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import optuna
 import pytest
 from optuna.testing.pytest_samplers import (
@@ -14,7 +15,7 @@ from optuna.testing.pytest_samplers import (
 )
 
 from optuna_llm.samplers import BaMSOOSampler, SOOSampler
-from optuna_llm.samplers._bamsoo import confidence_width
+from optuna_llm.samplers._bamsoo import confidence_width, gp_subset
 from optuna_llm.samplers._partition import parent, parse_node_key
 from tests.test_soo import BRANIN_MIN, branin, quadratic5, rosenbrock
 
@@ -113,3 +114,21 @@ def test_confidence_width_and_errors() -> None:
         BaMSOOSampler(eta=1.5)
     with pytest.raises(ValueError, match="n_startup_trials"):
         BaMSOOSampler(n_startup_trials=1)
+    with pytest.raises(ValueError, match="max_gp_points must be an integer >= n_startup"):
+        BaMSOOSampler(max_gp_points=2)
+
+
+def test_gp_is_fitted_on_the_best_and_the_most_recent_points() -> None:
+    y = np.array([5.0, 1.0, 9.0, 3.0, 8.0, 2.0, 0.0, 4.0])
+    assert list(gp_subset(y, 10)) == list(range(8))
+    # The 2 best (9 at 2, 8 at 4), then the 2 most recent others (6, 7).
+    assert list(gp_subset(y, 4)) == [2, 4, 6, 7]
+    study = optuna.create_study(sampler=BaMSOOSampler(seed=0, max_gp_points=10))
+    study.optimize(branin, n_trials=25)
+    sampler = study.sampler
+    assert isinstance(sampler, BaMSOOSampler)
+    trials = study.get_trials(deepcopy=False)
+    space = sampler.infer_relative_search_space(study, trials[-1])
+    model = sampler._fit(study, trials, sampler._context(space))
+    assert model is not None and model.gpr._X_train.shape[0] == 10
+    assert model.best == pytest.approx(-study.best_value)

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from optuna_llm.samplers import SOOSampler
 from optuna_llm.samplers._partition import children, parent, parse_node_key
+from optuna_llm.samplers._soo_tree import Tree
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -208,3 +209,72 @@ def test_user_errors_are_clear() -> None:
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=SOOSampler())
     with pytest.raises(ValueError, match=r"single objective.*NSGAIISampler"):
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1)
+
+
+def _long_plan(tree: Tree) -> list[object]:
+    # Fake GP estimates for 40 free nodes, then one evaluation: the order in which the sweep
+    # meets the nodes depends on every leaf, value and sweep number of the tree.
+    def decide(node: tuple[int, int], n: int) -> float | None:
+        return None if n > n0 + 40 else -((node[1] * 7919 + node[0]) % 101) / 10.0
+
+    r = tree.records
+    n0 = len(r.values) + len(r.pending) + len(r.estimates)
+    tree.set_liar(lambda node: -50.0)
+    plan = tree.plan(decide=decide)
+    return [*plan.estimates.items(), plan.node, plan.sweep]
+
+
+def _next_nodes(sampler: SOOSampler, study: optuna.Study, me: optuna.trial.FrozenTrial) -> object:
+    space = sampler.infer_relative_search_space(study, me)
+    ctx = sampler._context(space)
+    trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+    tree, _ = sampler._tree(study, trials, ctx, me)
+    return _long_plan(tree)
+
+
+def test_cached_finished_tree_plans_like_a_fresh_rebuild() -> None:
+    # The sampler keeps the tree of finished trials between calls and adds running trials on
+    # top; a fresh sampler rebuilds everything from storage. Both must plan the same node,
+    # with trials finishing out of order, failures and several trials running at once.
+    sampler = SOOSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(branin, n_trials=2)
+    rng = np.random.default_rng(0)
+    n_planned = 0
+    for step in range(25):
+        running = [study.ask() for _ in range(3)]
+        for t in running:
+            branin(t)
+        order = rng.permutation(3)
+        for j in order[: 1 + step % 3]:
+            t = running[j]
+            fail = rng.random() < 0.2
+            study.tell(t, None if fail else branin(t), state=TrialState.FAIL if fail else None)
+        probe = study.ask()
+        frozen = study._storage.get_trial(probe._trial_id)
+        planned = _next_nodes(sampler, study, frozen)
+        assert planned == _next_nodes(SOOSampler(), study, frozen)
+        n_planned += len(planned)
+        study.tell(probe, state=TrialState.FAIL)
+        for j in order[1 + step % 3 :]:
+            study.tell(running[j], branin(running[j]))
+    assert n_planned > 25 * 10  # the plans met many nodes
+
+
+def test_tree_does_not_depend_on_the_order_of_records() -> None:
+    study = optuna.create_study(sampler=SOOSampler(seed=0))
+    study.optimize(branin, n_trials=60)
+    sampler = study.sampler
+    assert isinstance(sampler, SOOSampler)
+    space = sampler.infer_relative_search_space(study, study.trials[-1])
+    ctx = sampler._context(space)
+    records = [sampler._parse(t, ctx, -1.0) for t in study.trials]
+    records = [r for r in records if r is not None]
+    plans = []
+    for seed in range(5):
+        tree = sampler._new_tree(ctx)
+        for j in np.random.default_rng(seed).permutation(len(records)):
+            tree.add_trial(*records[j])
+        plans.append(_long_plan(tree))
+    assert all(plan == plans[0] for plan in plans)
+    assert len(plans[0]) == 42  # 40 estimates, the node, the sweep

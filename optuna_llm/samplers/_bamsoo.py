@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_llm._attrs import DEPTH, NODE, SOURCE
 from optuna_llm.samplers._partition import Node, node_centre, node_key, parse_node_key
 from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler
-from optuna_llm.samplers._soo_tree import Plan, Records
+from optuna_llm.samplers._soo_tree import Plan, Tree
 
 if TYPE_CHECKING:
     from optuna._gp.gp import GPRegressor
@@ -29,6 +29,22 @@ EVALUATION = "evaluation"
 def confidence_width(n_decided: int, eta: float) -> float:
     """``B_N = sqrt(2 log(pi^2 N^2 / (6 eta)))`` (Wang et al. 2014)."""
     return math.sqrt(2.0 * math.log(math.pi**2 * n_decided**2 / (6.0 * eta)))
+
+
+def gp_subset(y: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the points the GP is fitted on when there are more than ``limit``.
+
+    ``y`` is in trial order (maximising). Keeps the ``limit // 2`` best points (where the tree
+    goes deep, and the best value the UCB test compares with) and fills up with the most
+    recent others (where the sweep is now). The fit costs O(n^3) per L-BFGS step, so this
+    bounds BaMSOO's time per call however long the study runs.
+    """
+    n = len(y)
+    if n <= limit:
+        return np.arange(n)
+    best = np.argsort(-y, kind="stable")[: limit // 2]
+    rest = np.setdiff1d(np.arange(n), best)[-(limit - len(best)) :]
+    return np.sort(np.concatenate([best, rest]))
 
 
 class _GPModel:
@@ -85,7 +101,8 @@ class BaMSOOSampler(_TreeSampler):
 
     * The GP is Optuna's own (``optuna._gp``: Matern 5/2 with ARD, its priors and marginal
       likelihood fit), on the same normalisation GPSampler uses; every completed trial whose
-      params lie in the search space feeds it, with or without a node (enqueued, seeded).
+      params lie in the search space feeds it, with or without a node (enqueued, seeded), up
+      to ``max_gp_points`` (then the best half and the most recent others).
     * GP-estimated nodes are written, keyed by node, into the system attrs of the trial whose
       call decided them (and shown in its ``gp_estimated`` user attr); when two workers
       estimate the same node, the lower trial number's value is used everywhere.
@@ -100,6 +117,9 @@ class BaMSOOSampler(_TreeSampler):
         independent_sampler: Sampler for parameters outside the relative search space.
         max_failures: Failures after which a node is given up rather than retried.
         n_startup_trials: Completed trials needed before the GP is used.
+        max_gp_points: Most points the GP is fitted on: past it, the ``max_gp_points // 2``
+            best completed trials and the most recent others (see :func:`gp_subset`). This
+            bounds the time per call (the kernel fit is cubic in the points).
 
     Example:
         >>> import optuna
@@ -122,6 +142,7 @@ class BaMSOOSampler(_TreeSampler):
         independent_sampler: BaseSampler | None = None,
         max_failures: int = 3,
         n_startup_trials: int = 3,
+        max_gp_points: int = 300,
     ) -> None:
         super().__init__(
             k=k, seed=seed, independent_sampler=independent_sampler, max_failures=max_failures
@@ -133,6 +154,12 @@ class BaMSOOSampler(_TreeSampler):
                 f"n_startup_trials must be an integer >= 2 (a GP needs data), got "
                 f"{n_startup_trials!r}."
             )
+        if not isinstance(max_gp_points, int) or max_gp_points < n_startup_trials:
+            raise ValueError(
+                f"max_gp_points must be an integer >= n_startup_trials ({n_startup_trials}), "
+                f"got {max_gp_points!r} (try the default, 300)."
+            )
+        self._max_gp_points = max_gp_points
         self._eta = float(eta)
         self._n_startup_trials = n_startup_trials
         self._gpr_cache: GPRegressor | None = None
@@ -141,17 +168,16 @@ class BaMSOOSampler(_TreeSampler):
     def _key_estimates(self) -> str:
         return f"{self._tag}:est"
 
-    def _records(
-        self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext, me: FrozenTrial
-    ) -> Records:
-        records = super()._records(study, trials, ctx, me)
-        for t in trials:  # sorted by number: the first writer of an estimate wins
-            attrs = t.system_attrs
-            if attrs.get(self._key_space) != ctx.hash:
-                continue
-            for key, (value, sweep) in attrs.get(self._key_estimates, {}).items():
-                records.add_estimate(parse_node_key(key), float(value), int(sweep))
-        return records
+    def _add(
+        self, tree: Tree, t: FrozenTrial, ctx: _SpaceContext, sign: float, own_record: bool
+    ) -> None:
+        super()._add(tree, t, ctx, sign, own_record)
+        attrs = t.system_attrs
+        if attrs.get(self._key_space) != ctx.hash:
+            return
+        # The lowest trial number's estimate of a node wins, in whatever order trials come.
+        for key, (value, sweep) in attrs.get(self._key_estimates, {}).items():
+            tree.add_estimate(parse_node_key(key), float(value), int(sweep), t.number)
 
     def _fit(
         self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext
@@ -168,8 +194,10 @@ class BaMSOOSampler(_TreeSampler):
         ]
         if len(usable) < self._n_startup_trials:
             return None
-        X = ctx.space.gp_space.get_normalized_params(usable)
         y = self._sign(study) * np.array([t.value for t in usable], dtype=float)
+        keep = gp_subset(y, self._max_gp_points)
+        X = ctx.space.gp_space.get_normalized_params([usable[j] for j in keep])
+        y = y[keep]
         cache = self._gpr_cache
         if cache is not None and len(cache.inverse_squared_lengthscales) != ctx.space.dim:
             cache = None
@@ -181,12 +209,13 @@ class BaMSOOSampler(_TreeSampler):
         self,
         study: Study,
         trials: Sequence[FrozenTrial],
-        records: Records,
+        tree: Tree,
         ctx: _SpaceContext,
         search_space: dict[str, BaseDistribution],
     ) -> Plan:
         model = self._fit(study, trials, ctx)
-        worst = min(records.values.values(), default=-math.inf)
+        worst = self._liar(tree)
+        records = tree.records
         n_decided = len(records.values) + len(records.pending) + len(records.estimates)
         width_now = confidence_width(max(n_decided, 1), self._eta)
 
@@ -204,7 +233,7 @@ class BaMSOOSampler(_TreeSampler):
             lcb, ucb = model.bounds(point(node), confidence_width(n, self._eta))
             return None if ucb >= model.best else lcb
 
-        tree = self._build_tree(records, ctx, liar)
+        tree.set_liar(liar)
         return tree.plan(decide=decide)
 
     def _extra_claim_attrs(self, plan: Plan, written: dict[str, Any]) -> dict[str, Any]:

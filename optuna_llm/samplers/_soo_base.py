@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from optuna.distributions import BaseDistribution
@@ -33,7 +36,7 @@ from optuna_llm.samplers._partition import (
     parse_node_key,
     space_hash,
 )
-from optuna_llm.samplers._soo_tree import Plan, Records, Tree
+from optuna_llm.samplers._soo_tree import Plan, Tree
 
 _STATES = {
     TrialState.COMPLETE: "complete",
@@ -80,6 +83,20 @@ class _SpaceContext:
         return self._expandable[node]
 
 
+@dataclass
+class _FinishedTree:
+    """The tree of one study's finished trials, kept between calls.
+
+    Finished trials never change, so this is a cache of storage, rebuilt from it by any process
+    (DESIGN.md decision 1): each call adds the trials that finished since, copies it and adds
+    the running ones on top.
+    """
+
+    storage: Callable[[], object | None]  # weak reference: a new storage is a new cache
+    tree: Tree
+    seen: set[int] = field(default_factory=set)
+
+
 class _TreeSampler(BaseSampler):
     """Base of SOOSampler/BaMSOOSampler; subclasses set ``_tag`` and may override
     ``_plan`` (how free nodes are decided) and ``_user_attrs``."""
@@ -106,11 +123,22 @@ class _TreeSampler(BaseSampler):
         self._max_failures = max_failures
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._intersection = IntersectionSearchSpace()
-        self._contexts: dict[str, _SpaceContext] = {}
+        self._contexts: dict[tuple[Any, ...], _SpaceContext] = {}
         self._sourced: set[int] = set()
         self._max_claim_attempts = 20
         self._jitter = random.Random()
-        self._finished_memo: dict[tuple[int, int, str], dict[int, Any]] = {}
+        self._finished: dict[tuple[int, str], _FinishedTree] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_finished"] = {}  # a cache, and weak references do not pickle
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def _key_node(self) -> str:
@@ -146,9 +174,12 @@ class _TreeSampler(BaseSampler):
         }
 
     def _context(self, search_space: dict[str, BaseDistribution]) -> _SpaceContext:
-        probe = space_hash(search_space, self._k, self._tag)
+        # Distributions are hashable: this skips hashing the JSON of the space on every call.
+        probe = tuple(sorted(search_space.items()))
         if probe not in self._contexts:
-            self._contexts[probe] = _SpaceContext(search_space, self._k, self._tag)
+            digest = space_hash(search_space, self._k, self._tag)
+            same = next((c for c in self._contexts.values() if c.hash == digest), None)
+            self._contexts[probe] = same or _SpaceContext(search_space, self._k, self._tag)
         return self._contexts[probe]
 
     # -- records -----------------------------------------------------------------------------
@@ -157,23 +188,55 @@ class _TreeSampler(BaseSampler):
     def _sign(study: Study) -> float:
         return 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
 
-    def _records(
+    def _tree(
         self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext, me: FrozenTrial
-    ) -> Records:
-        records = Records()
+    ) -> tuple[Tree, set[int]]:
+        """The tree of ``trials`` (``me`` holds no node yet): the cached finished part, updated
+        with the trials that finished since the last call, copied, plus the running ones; and
+        the ids of the finished trials it holds."""
         sign = self._sign(study)
-        # Finished trials never change, so their parsed records are memoised (a cache of
-        # storage, rebuilt from it by any process).
-        memo = self._finished_memo.setdefault((id(study._storage), study._study_id, ctx.hash), {})
-        for t in trials:
-            record = memo.get(t._trial_id, False)
-            if record is False:
-                record = self._parse(t, ctx, sign)
-                if t.state.is_finished():
-                    memo[t._trial_id] = record
-            if record is not None and t._trial_id != me._trial_id:
-                records.add_trial(*record)
-        return records
+        storage = study._storage
+        with self._lock:
+            key = (study._study_id, ctx.hash)
+            cached = self._finished.get(key)
+            if cached is None or cached.storage() is not storage:
+                try:
+                    ref: Callable[[], object | None] = weakref.ref(storage)
+                except TypeError:  # a storage without weak references: rebuild every call
+                    ref = lambda: None  # noqa: E731
+                cached = _FinishedTree(ref, self._new_tree(ctx))
+                self._finished[key] = cached
+            running = []
+            seen = cached.seen
+            for t in trials:  # in trial-number order
+                if t.state is TrialState.RUNNING or t.state is TrialState.WAITING:
+                    running.append(t)
+                elif t._trial_id not in seen:
+                    seen.add(t._trial_id)
+                    self._add(cached.tree, t, ctx, sign, own_record=True)
+            cached.tree.prune()
+            tree = cached.tree.copy()
+            known = set(seen)
+        for t in running:
+            self._add(tree, t, ctx, sign, own_record=t._trial_id != me._trial_id)
+        return tree, known
+
+    def _new_tree(self, ctx: _SpaceContext) -> Tree:
+        return Tree(
+            k=self._k,
+            inherits=ctx.inherits,
+            expandable=ctx.expandable,
+            max_failures=self._max_failures,
+            count_estimates=self._count_estimates,
+        )
+
+    def _add(
+        self, tree: Tree, t: FrozenTrial, ctx: _SpaceContext, sign: float, own_record: bool
+    ) -> None:
+        """Add what trial ``t`` says about the tree (BaMSOO adds its GP estimates too)."""
+        record = self._parse(t, ctx, sign) if own_record else None
+        if record is not None:
+            tree.add_trial(*record)
 
     def _parse(
         self, t: FrozenTrial, ctx: _SpaceContext, sign: float
@@ -188,34 +251,21 @@ class _TreeSampler(BaseSampler):
             value = sign * t.value
         return parse_node_key(key), _STATES[t.state], value, int(attrs.get(self._key_sweep, 0))
 
-    def _liar(self, records: Records) -> float:
+    def _liar(self, tree: Tree) -> float:
         # Pessimistic constant liar: a pending leaf is chosen for expansion only when nothing
         # evaluated at its depth is better, so workers spread instead of stacking up.
-        return min(records.values.values(), default=-math.inf)
-
-    def _build_tree(
-        self, records: Records, ctx: _SpaceContext, liar: Callable[[Node], float]
-    ) -> Tree:
-        return Tree(
-            records,
-            k=self._k,
-            inherits=ctx.inherits,
-            expandable=ctx.expandable,
-            liar=liar,
-            max_failures=self._max_failures,
-            count_estimates=self._count_estimates,
-        )
+        return min(tree.records.values.values(), default=-math.inf)
 
     def _plan(
         self,
         study: Study,
         trials: Sequence[FrozenTrial],
-        records: Records,
+        tree: Tree,
         ctx: _SpaceContext,
         search_space: dict[str, BaseDistribution],
     ) -> Plan:
-        worst = self._liar(records)
-        tree = self._build_tree(records, ctx, lambda node: worst)
+        worst = self._liar(tree)
+        tree.set_liar(lambda node: worst)
         return tree.plan(decide=lambda node, n: None)
 
     def _extra_claim_attrs(self, plan: Plan, written: dict[str, Any]) -> dict[str, Any]:
@@ -228,17 +278,27 @@ class _TreeSampler(BaseSampler):
 
     # -- claims ------------------------------------------------------------------------------
 
-    def _conflict(self, study: Study, me: FrozenTrial, ctx: _SpaceContext, key: str) -> bool:
+    def _conflict(
+        self,
+        study: Study,
+        me: FrozenTrial,
+        ctx: _SpaceContext,
+        key: str,
+        known: set[int] | frozenset[int] = frozenset(),
+    ) -> bool:
+        """Whether another live trial holds node ``key``. ``known``: trials that were finished
+        when the tree was read; the plan already kept away from their nodes."""
         live = study._storage.get_all_trials(
             study._study_id,
             deepcopy=False,
             states=(TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE),
         )
+        key_node, key_space = self._key_node, self._key_space
         for t in live:
-            if t._trial_id == me._trial_id:
+            if t._trial_id == me._trial_id or t._trial_id in known:
                 continue
             attrs = t.system_attrs
-            if attrs.get(self._key_node) != key or attrs.get(self._key_space) != ctx.hash:
+            if attrs.get(key_node) != key or attrs.get(key_space) != ctx.hash:
                 continue
             # Whoever sees another holder yields. Both wrote before reading, so at least one
             # sees the other: never two evaluations (at worst both yield and plan again).
@@ -265,9 +325,10 @@ class _TreeSampler(BaseSampler):
         claimed = False
         for _ in range(self._max_claim_attempts):
             trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            records = self._records(study, trials, ctx, trial)
-            records.pending.update(yielded)
-            plan = self._plan(study, trials, records, ctx, search_space)
+            tree, known = self._tree(study, trials, ctx, trial)
+            for node in yielded:
+                tree.mark_pending(node)
+            plan = self._plan(study, trials, tree, ctx, search_space)
             if plan.node is None:
                 break
             key = node_key(plan.node)
@@ -282,7 +343,7 @@ class _TreeSampler(BaseSampler):
                 },
             )
             claimed = True
-            if not self._conflict(study, trial, ctx, key):
+            if not self._conflict(study, trial, ctx, key, known):
                 set_user_attrs(study, trial, self._user_attrs(plan))
                 self._sourced.add(trial._trial_id)
                 return dict(ctx.params(plan.node))
