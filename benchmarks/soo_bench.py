@@ -120,7 +120,9 @@ def _bbob_objective(problem: Callable[[list[float]], float]) -> Callable[[optuna
     return objective
 
 
-def bbob(samplers: list[str], seeds: int, budget: int, functions: list[int]) -> None:
+def bbob(
+    samplers: list[str], seeds: int, budget: int, functions: list[int], first_seed: int = 0
+) -> None:
     import cocoex
 
     print(f"\nBBOB 5-D regret after {budget} evaluations (mean over {seeds} seeds)\n")
@@ -132,7 +134,7 @@ def bbob(samplers: list[str], seeds: int, budget: int, functions: list[int]) -> 
         means = {}
         for name in samplers:
             regrets = []
-            for seed in range(seeds):
+            for seed in range(first_seed, first_seed + seeds):
                 study = optuna.create_study(sampler=make_sampler(name, seed=seed))
                 study.optimize(_bbob_objective(problem), n_trials=budget)
                 regrets.append(study.best_value - problem.best_value())
@@ -156,7 +158,8 @@ def main() -> None:
     parser.add_argument(
         "--prefill", nargs="+", choices=["own", "soo", "random"], default=["own", "soo", "random"]
     )
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--functions", nargs="+", type=int, default=list(range(1, 25)))
     args = parser.parse_args()
@@ -164,7 +167,7 @@ def main() -> None:
         samplers = [s for s in args.samplers if s != "random"]
         timing(args.sizes, samplers, args.repeats, args.prefill)
     if args.part in ("bbob", "all"):
-        bbob(args.samplers, args.seeds, args.budget, args.functions)
+        bbob(args.samplers, args.seeds, args.budget, args.functions, args.first_seed)
 
 
 if __name__ == "__main__":
