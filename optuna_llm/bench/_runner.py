@@ -31,7 +31,7 @@ import optuna
 
 from optuna_llm._attrs import SOURCE
 from optuna_llm.bench._stats import chosen_regret_curve
-from optuna_llm.bench._tasks import get_task
+from optuna_llm.bench._tasks import Task, get_task
 
 NOISE_LOW, NOISE_HIGH = 0.9, 1.1
 LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
@@ -78,14 +78,17 @@ def make_keys(
 
 
 def sampler_kwargs_for(
-    key: RunKey, task_description: str, extra: Mapping[str, Mapping[str, Any]]
+    key: RunKey, task: Task, extra: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
     """Keyword arguments for ``make_sampler``: user extras plus what depends on the run."""
     kw = dict(extra.get(key.sampler, {}))
     if key.sampler == "lhs":
         kw.setdefault("n_samples", key.budget)  # one design spread over the whole budget
     if key.sampler in LLM_SAMPLERS:
-        kw.setdefault("problem", task_description)
+        kw.setdefault("problem", task.description)
+        # The whole space up front: the LLM proposes whole configurations (and the seeded
+        # sampler its whole batch) from the first trial, not one parameter at a time.
+        kw.setdefault("search_space", task.distributions())
     if key.sampler != "llm" and isinstance(kw.get("llm"), Mapping):
         # LLMSeededSampler takes its LLM as an LLMSampler: build it here, in the worker, from
         # the picklable settings (model, base_url, cache) the command line gave. No seed: at
@@ -111,7 +114,7 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
         task = get_task(key.task)
         task.reseed(key.seed)
         noise_rng = np.random.default_rng([key.seed, 7919])
-        kwargs = sampler_kwargs_for(key, task.description, extra_kwargs or {})
+        kwargs = sampler_kwargs_for(key, task, extra_kwargs or {})
         sampler = make_sampler(key.sampler, seed=key.seed, **kwargs)
         study = optuna.create_study(direction="minimize", sampler=sampler)
         seen: list[float] = []

