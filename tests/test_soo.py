@@ -278,3 +278,18 @@ def test_tree_does_not_depend_on_the_order_of_records() -> None:
         plans.append(_long_plan(tree))
     assert all(plan == plans[0] for plan in plans)
     assert len(plans[0]) == 42  # 40 estimates, the node, the sweep
+
+
+def test_sampler_with_a_cached_tree_pickles_and_goes_on() -> None:
+    import pickle
+
+    study = optuna.create_study(sampler=SOOSampler(seed=0))
+    study.optimize(branin, n_trials=20)
+    copy = pickle.loads(pickle.dumps(study.sampler))  # the cache is dropped, not pickled
+    assert isinstance(copy, SOOSampler) and not copy._finished
+    other = optuna.create_study(sampler=SOOSampler(seed=0))
+    other.optimize(branin, n_trials=21)
+    resumed = optuna.create_study(sampler=copy)
+    resumed.add_trials(study.trials)
+    resumed.optimize(branin, n_trials=1)
+    assert resumed.trials[-1].user_attrs["node"] == other.trials[-1].user_attrs["node"]

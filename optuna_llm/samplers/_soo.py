@@ -25,10 +25,12 @@ class SOOSampler(_TreeSampler):
     * **Mixed spaces:** float/int/log use Optuna's padded normalisation
       (``optuna/_gp/search_space.py``); a categorical with ``n`` choices maps choice ``j`` to
       ``[j/n, (j+1)/n)``. See ``optuna_llm.samplers._partition``.
-    * **Shared studies:** nothing is kept between calls. Each trial stores its node (user
-      attrs ``node`` = ``"h:i"``, ``depth``, ``source`` = ``"soo"``; system attrs with the
-      node, the search-space hash and the sweep number) and the tree is rebuilt from storage
-      on every call. A node is claimed, then the running trials are re-read; a trial that sees
+    * **Shared studies:** the tree lives in storage. Each trial stores its node (user attrs
+      ``node`` = ``"h:i"``, ``depth``, ``source`` = ``"soo"``; system attrs with the node, the
+      search-space hash and the sweep number) and every call reads the trials once; the part
+      of the tree made of finished trials is kept in memory and updated with the trials that
+      finished since (a cache: any process rebuilds it from storage), running trials are
+      added on a copy. A node is claimed, then the running trials are re-read; a trial that sees
       another holder of its node yields and picks another node. A FAIL frees its node (after
       ``max_failures`` failures the node is given up), a trial retried by
       ``optuna.storages.RetryHeartbeatStaleTrialCallback`` keeps its node, and running

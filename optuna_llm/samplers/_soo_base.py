@@ -1,7 +1,8 @@
 """Optuna glue shared by SOOSampler and BaMSOOSampler: records, claims, attrs, fallbacks.
 
-The tree is never kept: each ``sample_relative`` reads the study's trials once, rebuilds the
-tree (``_soo_tree``), picks a node, *claims* it by writing the node into the trial's system
+The tree lives in storage: each ``sample_relative`` reads the study's trials once, builds the
+tree (``_soo_tree``; the part made of finished trials is cached between calls, see
+``_FinishedTree``), picks a node, *claims* it by writing the node into the trial's system
 attrs, then re-reads the unfinished trials. If another live trial (RUNNING, WAITING or COMPLETE)
 holds the same node, this trial yields and picks another node. Writing before reading means
 that of two racing workers at least one sees the other, so no node is evaluated twice (if both
