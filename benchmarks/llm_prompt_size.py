@@ -17,6 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna_llm.llm.client import make_client
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
+from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler
 
 SPACE = {
@@ -50,9 +51,16 @@ def study_with(n: int, seed: int = 0) -> optuna.Study:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--proposals", type=int, default=5)
+    parser.add_argument("--skip-tokens", action="store_true")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     client = EmbeddedLlamaClient()
+    if not args.skip_tokens:
+        print_token_table(client)
+    print_speed_table(args.proposals)
+
+
+def print_token_table(client: EmbeddedLlamaClient) -> None:
     print("| finished trials | compressed: prompt tokens | chat: prompt tokens |")
     print("|---:|---:|---:|")
     for n in (10, 100, 1000):
@@ -64,24 +72,30 @@ def main() -> None:
             text = "".join(m["content"] for m in messages)
             row.append(client.count_tokens(text))
         print(f"| {n} | {row[0]:,} | {row[1]:,} |")
-
     print()
+
+
+def print_speed_table(proposals: int) -> None:
     print("| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
-          "LLM calls per proposal (mean) |")
-    print("|---|---:|---:|")
+          "LLM calls per proposal (mean) | sources |")
+    print("|---|---:|---:|---|")
     for history in ("compressed", "chat"):
         study = study_with(10)
         sampler = LLMSampler(PROBLEM, client=make_client(), history=history,
                              search_space=SPACE, seed=0)
         study.sampler = sampler
         seconds, calls = [], []
-        for _ in range(args.proposals):
+        for _ in range(proposals):
             t0 = time.perf_counter()
             trial = study.ask()
+            for name, dist in SPACE.items():  # relative sampling happens at the first suggest
+                suggest(trial, name, dist)
             seconds.append(time.perf_counter() - t0)
             calls.append(study._storage.get_trial(trial._trial_id).user_attrs.get("llm_calls", 0))
             study.tell(trial, 0.5)
-        print(f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} |")
+        sources = [t.user_attrs.get("source") for t in study.trials[10:]]
+        print(f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
+              f"{', '.join(sorted(set(map(str, sources))))} |")
 
 
 if __name__ == "__main__":
