@@ -70,6 +70,19 @@ def embedded_model_name(model_path: Path | None) -> str:
     return GEMMA_MODEL_NAME if model_path is None else model_path.stem
 
 
+def _n_threads() -> int:
+    """``OPTUNA_LLM_THREADS`` if set, else half the cores (at most 8)."""
+    value = os.environ.get("OPTUNA_LLM_THREADS")
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise LLMUnavailableError(
+                f"OPTUNA_LLM_THREADS must be a whole number of threads, got {value!r}."
+            ) from None
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
 def load_llama(
     model_path: Path, n_ctx: int, seed: int | None = None, chat_format: str | None = None
 ) -> Any:
@@ -89,7 +102,7 @@ def load_llama(
                 # spin-wait, so oversubscribing a small machine makes every call many times
                 # slower (measured: 3-14 s a proposal with 1 thread on a loaded 2-core box,
                 # 30-60 s with 2).
-                n_threads=max(1, min(8, (os.cpu_count() or 2) // 2)),
+                n_threads=_n_threads(),
                 seed=seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                 chat_format=chat_format,
                 verbose=False,
