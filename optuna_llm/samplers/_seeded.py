@@ -26,7 +26,6 @@ from optuna_llm.samplers._history import (
     describe_state,
     duplicate_of,
     jsonable_params,
-    union_search_space,
 )
 from optuna_llm.samplers._llm import LLMSampler
 
@@ -114,7 +113,7 @@ class LLMSeededSampler(BaseSampler):
         self._builder = PromptBuilder(settings)
         # Seed trials whose search space is unknown are asked parameter by parameter.
         self._per_param = LLMSampler(settings.problem, client=client, fallback=self._fallback,
-                                     max_attempts=max_attempts)
+                                     max_attempts=max_attempts, search_space=search_space)
 
     def _is_seed(self, trial: FrozenTrial) -> bool:
         return trial.number < self._n_seed
@@ -134,10 +133,7 @@ class LLMSeededSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         if not self._is_seed(trial):
             return self._base.infer_relative_search_space(study, trial)
-        trials = study._get_trials(deepcopy=False, use_cache=True)
-        space = union_search_space(t for t in trials if t.number != trial.number)
-        space.update(self._search_space)
-        return space
+        return self._per_param.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -201,7 +197,11 @@ class LLMSeededSampler(BaseSampler):
             asked = True
             if not self._ask_for_batch(study, trial, trials, search_space):
                 break
-        return self._fall_back(study, trial, search_space)
+        # The same deduplicated, claimed fallback as LLMSampler's, recorded the same way.
+        return self._per_param._fall_back(
+            study, trial, search_space, self._per_param._state(trial),
+            "the LLM gave no usable seed configuration",
+        )
 
     def _someone_else_is_asking(self, trials: Sequence[FrozenTrial], me: FrozenTrial) -> bool:
         """A lower-numbered seed trial is running and has neither a batch nor a configuration:
@@ -248,21 +248,6 @@ class LLMSeededSampler(BaseSampler):
         set_system_attrs(study, trial, {BATCH_ATTR: batch})
         set_user_attrs(study, trial, log.as_user_attrs())
         return True
-
-    def _fall_back(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        for _ in range(32):
-            params = {
-                name: self._fallback.sample_independent(study, trial, name, dist)
-                for name, dist in search_space.items()
-            }
-            if claim_config(study, trial, params, search_space):
-                break
-        set_user_attrs(study, trial, {SOURCE: f"fallback:{sampler_name(self._fallback)}"})
-        return params
-
 
 def _stored_seeds(
     trials: Sequence[FrozenTrial], search_space: Mapping[str, BaseDistribution]
