@@ -233,7 +233,10 @@ def test_crash_fails_the_trial_with_its_log_then_the_study_goes_on_and_prunes(
     assert "gradient_accumulation_iters > 0" in reason  # the log's tail: the cause
 
     assert pruned.state == TrialState.PRUNED
-    assert list(pruned.intermediate_values) == [4]
+    # Pruned at the first poll of LitGPT's metrics that saw a validation loss; on a fast
+    # machine that poll can already hold several (seen: steps 4..24), never many.
+    steps = sorted(pruned.intermediate_values)
+    assert steps[0] == 4 and len(steps) <= 10, steps
     out = Path(pruned.user_attrs["trial_dir"]) / "finetune"
     last_iter = read_curve(out).train_losses[-1][0]
     assert last_iter < 200, last_iter  # stopped within a few polls, not after 100 epochs

@@ -75,9 +75,12 @@ def test_three_workers_share_one_study_without_duplicates(
     assert all(t.state == TrialState.COMPLETE for t in trials)
     configs = [(t.params["x"], t.params["y"]) for t in trials]
     assert len(set(configs)) == 30, "two trials evaluated the same configuration"
-    # Only 12 pool configurations exist: the LLM ran out and the fallback covered the rest.
+    # Only 12 pool configurations exist: the LLM ran out and the fallback covered the rest
+    # (the random fallback may itself take a pool configuration first, so at most 12 are llm).
     sources = [t.user_attrs["source"] for t in trials]
-    assert sources.count("llm") == 12
+    pool = {(x, y) for x in range(4) for y in (0.0, 0.5, 1.0)}
+    from_llm = [c for c, s in zip(configs, sources, strict=True) if s == "llm"]
+    assert 1 <= len(from_llm) <= 12 and set(from_llm) <= pool
     assert set(sources) == {"llm", "fallback:random"}
     # Token accounting summed from the trials equals what the server served (18 a request).
     assert study_token_total(study) == 18 * n_requests
