@@ -50,7 +50,6 @@ class ExchangeLog:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
-    cached_calls: int = 0
     errors: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     answer: str = ""
@@ -113,7 +112,6 @@ def propose(
             log.errors.append(f"{type(exc).__name__}: {exc}")
             raise ProposalFailed(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
         log.calls += 1
-        log.cached_calls += int(result.cached)
         log.prompt_tokens += result.prompt_tokens
         log.completion_tokens += result.completion_tokens
         log.messages, log.answer = conversation, result.text
