@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -157,6 +158,41 @@ def test_retried_trial_keeps_its_node() -> None:
     assert len(complete) == len(set(complete))
 
 
+@pytest.mark.parametrize("retry_callback", [True, False])
+def test_stale_trial_in_the_gap_before_its_retry_is_not_claimed_again(
+    tmp_path: Path, retry_callback: bool
+) -> None:
+    # fail_stale_trials marks a dead worker's trial FAIL and only then calls the callback that
+    # adds its retry. A claim in between must not take the node when a retry is coming.
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'hb.db'}",
+        heartbeat_interval=60,
+        grace_period=120,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if retry_callback
+        else None,
+    )
+    study = optuna.create_study(storage=storage, sampler=SOOSampler(seed=0))
+    study.optimize(branin, n_trials=5)
+    dead = study.ask()
+    branin(dead)
+    node = study._storage.get_trial(dead._trial_id).user_attrs["node"]
+    study._storage.set_trial_state_values(dead._trial_id, TrialState.FAIL)  # the gap opens
+    fresh = study.ask()
+    branin(fresh)
+    fresh_node = study._storage.get_trial(fresh._trial_id).user_attrs["node"]
+    if not retry_callback:
+        assert fresh_node == node  # no retry will come: the failed node is free again
+        return
+    assert fresh_node != node
+    RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(dead._trial_id))
+    study.tell(fresh, branin(fresh))
+    study.optimize(branin, n_trials=10)
+    nodes = [(t.user_attrs.get("node"), t.state) for t in study.trials]
+    assert nodes.count((node, TrialState.COMPLETE)) == 1  # by the retry, with the same params
+    retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number)
+    assert retry.state == TrialState.COMPLETE and retry.params == dead.params
+
+
 def test_enqueued_and_define_by_run_params_use_the_independent_sampler() -> None:
     study = optuna.create_study(sampler=SOOSampler(seed=1))
     study.optimize(branin, n_trials=4)
@@ -272,7 +308,7 @@ def test_tree_does_not_depend_on_the_order_of_records() -> None:
     records = [r for r in records if r is not None]
     plans = []
     for seed in range(5):
-        tree = sampler._new_tree(ctx)
+        tree = sampler._new_tree(ctx, study._storage)
         for j in np.random.default_rng(seed).permutation(len(records)):
             tree.add_trial(*records[j])
         plans.append(_long_plan(tree))

@@ -33,7 +33,8 @@ class SOOSampler(_TreeSampler):
       added on a copy. A node is claimed, then the running trials are re-read; a trial that sees
       another holder of its node yields and picks another node. A FAIL frees its node (after
       ``max_failures`` failures the node is given up), a trial retried by
-      ``optuna.storages.RetryHeartbeatStaleTrialCallback`` keeps its node, and running
+      ``optuna.storages.RetryHeartbeatStaleTrialCallback`` keeps its node (with such a
+      stale-trial callback on the storage, a failed node is left to it), and running
       trials' nodes take a pessimistic liar value (the worst value seen) so a worker never
       waits for another.
     * **Outside the tree:** the first trial (before the search space is known), parameters

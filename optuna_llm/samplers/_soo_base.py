@@ -23,6 +23,8 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -46,6 +48,16 @@ _STATES = {
     TrialState.FAIL: "fail",
     TrialState.PRUNED: "pruned",
 }
+
+
+def retries_stale_trials(storage: BaseStorage) -> bool:
+    """Whether the storage's heartbeat hands each stale (FAIL) trial to a callback, such as
+    ``RetryHeartbeatStaleTrialCallback``, which queues a retry holding the same node."""
+    return (
+        isinstance(storage, BaseHeartbeat)
+        and storage.get_heartbeat_interval() is not None
+        and storage.get_failed_trial_callback() is not None
+    )
 
 
 class _SpaceContext:
@@ -205,7 +217,7 @@ class _TreeSampler(BaseSampler):
                     ref: Callable[[], object | None] = weakref.ref(storage)
                 except TypeError:  # a storage without weak references: rebuild every call
                     ref = lambda: None  # noqa: E731
-                cached = _FinishedTree(ref, self._new_tree(ctx))
+                cached = _FinishedTree(ref, self._new_tree(ctx, storage))
                 self._finished[key] = cached
             running = []
             seen = cached.seen
@@ -222,12 +234,17 @@ class _TreeSampler(BaseSampler):
             self._add(tree, t, ctx, sign, own_record=t._trial_id != me._trial_id)
         return tree, known
 
-    def _new_tree(self, ctx: _SpaceContext) -> Tree:
+    def _new_tree(self, ctx: _SpaceContext, storage: BaseStorage) -> Tree:
+        # With a stale-trial callback, a failed node belongs to that callback: Optuna marks the
+        # trial FAIL and only then adds its retry, so a fresh claim in between would evaluate
+        # the node a second time. Such a node is given up at its first failure unless the
+        # callback's retry (which copies the node's system attrs) evaluates it.
+        max_failures = 1 if retries_stale_trials(storage) else self._max_failures
         return Tree(
             k=self._k,
             inherits=ctx.inherits,
             expandable=ctx.expandable,
-            max_failures=self._max_failures,
+            max_failures=max_failures,
             count_estimates=self._count_estimates,
         )
 
