@@ -7,6 +7,7 @@ pinned here, independently of the package. Install with ``pip install 'optuna-ll
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import threading
@@ -95,6 +96,8 @@ def load_llama(
     key = (str(model_path), n_ctx)
     with _load_lock:
         if key not in _models:
+            if not _models:
+                atexit.register(_close_models)
             _models[key] = llama_cpp.Llama(
                 model_path=str(model_path),
                 n_ctx=n_ctx,
@@ -108,6 +111,16 @@ def load_llama(
                 verbose=False,
             )
         return _models[key]
+
+
+def _close_models() -> None:
+    """Free the loaded models before the interpreter tears itself down: llama-cpp-python frees
+    a model in ``Llama.__del__``, which at exit runs after the module globals it needs are gone
+    and prints "Exception ignored in: <function Llama.__del__ ...> TypeError" on every run."""
+    with _load_lock:
+        for llama in _models.values():
+            llama.close()
+        _models.clear()
 
 
 class EmbeddedLlamaClient:
