@@ -93,6 +93,39 @@ def test_two_workers_finish_n_trials_together(postgres_url: str, objective_file:
     assert {t.user_attrs["source"] for t in trials} == {"lhs"}
 
 
+def _wait_for_beating_trial(url: str, doomed: subprocess.Popen[bytes]) -> None:
+    """Return once trial 0 is RUNNING with a heartbeat recorded; kill ``doomed`` at any rate.
+
+    RUNNING alone is not enough: Optuna's stale check skips a trial that never had a heartbeat,
+    and a kill between trial creation and the first beat (milliseconds) leaves such a trial.
+    """
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert doomed.poll() is None, "the first worker exited before it was killed"
+            try:
+                with engine.connect() as conn:
+                    beats = conn.execute(
+                        sqlalchemy.text(
+                            "SELECT count(*) FROM trial_heartbeats h JOIN trials t "
+                            "ON t.trial_id = h.trial_id WHERE t.number = 0 AND t.state = 'RUNNING'"
+                        )
+                    ).scalar()
+            except sqlalchemy.exc.ProgrammingError:  # the tables do not exist yet
+                beats = 0
+            if beats:
+                return
+            time.sleep(0.2)
+        pytest.fail("trial 0 of the first worker never had a heartbeat")
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        engine.dispose()
+
+
 def test_dead_worker_trial_is_retried_by_another(postgres_url: str, objective_file: Path) -> None:
     cmd = _run_cmd(objective_file, postgres_url, 4, "--sampler", "random", "--seed", "1",
                    "--heartbeat", "1", "--grace-period", "2")  # fmt: skip
@@ -100,21 +133,7 @@ def test_dead_worker_trial_is_retried_by_another(postgres_url: str, objective_fi
         cmd, env={**os.environ, "HANG_ON_FIRST_TRIAL": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                study = optuna.load_study(study_name="shared", storage=postgres_url)
-            except KeyError:
-                study = None
-            if study is not None and study.get_trials(states=(TrialState.RUNNING,)):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the first worker never started a trial")
-    finally:
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait()
+    _wait_for_beating_trial(postgres_url, doomed)
 
     survivor = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert survivor.returncode == 0, survivor.stdout + survivor.stderr
@@ -126,6 +145,47 @@ def test_dead_worker_trial_is_retried_by_another(postgres_url: str, objective_fi
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == trials[0].params  # retried with the same parameters
     assert sum(t.state == TrialState.COMPLETE for t in trials.values()) == 4
+
+
+def test_a_trial_that_never_had_a_heartbeat_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    from optuna_llm.storage import make_storage
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = optuna.create_study(
+        storage=make_storage(url, heartbeat=1, grace_period=1), study_name="shared"
+    )
+    # What a worker killed between creating its trial and its first heartbeat leaves behind.
+    orphan = study._storage.create_new_trial(study._study_id)
+    ran: list[int] = []
+    worker = threading.Thread(
+        target=lambda: ran.append(
+            _run.run_worker(
+                study, lambda t: t.suggest_float("x", 0, 1), 3, poll_interval=0.2, progress=None
+            )
+        ),
+        daemon=True,
+    )
+    worker.start()
+    err = ""
+    deadline = time.monotonic() + 30
+    while "warning: this worker waits for trial 0" not in err and time.monotonic() < deadline:
+        time.sleep(0.2)
+        err += capsys.readouterr().err
+    assert "without ever recording a heartbeat" in err, err
+    assert worker.is_alive()  # still waiting: the orphan may belong to a live worker
+
+    fix = err.split("python -c ")[1].strip().strip('"').replace("URL", repr(url))
+    subprocess.run([sys.executable, "-c", fix], check=True, timeout=60)
+    worker.join(timeout=30)
+    assert ran == [2]
+    states = {t._trial_id: t.state for t in study.get_trials()}
+    assert states[orphan] == TrialState.FAIL
+    assert sorted(s.name for s in states.values()) == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert err.count("warning:") == 1  # once per trial, not once per poll
 
 
 @pytest.mark.parametrize(

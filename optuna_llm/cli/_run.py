@@ -300,6 +300,7 @@ def run_worker(
 
     heartbeat = is_heartbeat_enabled(study._storage)
     lock = StudyLock(study._storage, study._study_id)
+    warned: set[int] = set()
     ran = 0
     try:
         while True:
@@ -313,6 +314,10 @@ def run_worker(
                 if counted + running + waiting >= n_trials and waiting == 0:
                     if not (heartbeat and wait_for_running and running):
                         break
+                    for trial in never_beaten_trials(study):
+                        if trial.number not in warned:
+                            warned.add(trial.number)
+                            print(_never_beaten_warning(study, trial), file=sys.stderr)
                     lock.release()
                     held = False
                     time.sleep(poll_interval)
@@ -348,6 +353,55 @@ def run_worker(
     finally:
         lock.close()
     return ran
+
+
+def never_beaten_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """RUNNING trials with no heartbeat ever recorded, older than the grace period.
+
+    Optuna's stale check never fails such a trial: its worker died between creating it and its
+    first heartbeat (milliseconds), or runs without a heartbeat (``ask``/``tell`` or a storage
+    made without ``heartbeat_interval``). Only RDB storages record heartbeats.
+    """
+    import datetime
+
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    backend: Any = getattr(study._storage, "_backend", study._storage)  # under Optuna's cache
+    interval = getattr(backend, "heartbeat_interval", None)
+    if interval is None or not hasattr(backend, "engine"):
+        return []
+    grace = backend.grace_period or 2 * interval
+    oldest = datetime.datetime.now() - datetime.timedelta(seconds=grace + interval)
+    running = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start is not None and t.datetime_start < oldest
+    ]
+    if not running:
+        return []
+    with backend.engine.connect() as conn:
+        beaten = set(
+            conn.execute(
+                sqlalchemy.text(
+                    "SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids"
+                ).bindparams(sqlalchemy.bindparam("ids", expanding=True)),
+                {"ids": [t._trial_id for t in running]},
+            ).scalars()
+        )
+    return [t for t in running if t._trial_id not in beaten]
+
+
+def _never_beaten_warning(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    return (
+        f"warning: this worker waits for trial {trial.number}, RUNNING since "
+        f"{trial.datetime_start:%Y-%m-%d %H:%M:%S} without ever recording a heartbeat, so "
+        "Optuna's stale check will never fail and retry it. If a process without heartbeats "
+        "runs it, let it finish. If its worker died (killed between creating the trial and its "
+        "first heartbeat), mark it failed and this worker stops waiting for it: python -c "
+        f"\"import optuna; s = optuna.load_study(study_name='{study.study_name}', storage=URL); "
+        f"s._storage.set_trial_state_values({trial._trial_id}, optuna.trial.TrialState.FAIL)\""
+    )
 
 
 def _progress_line(study: optuna.Study, trial: optuna.trial.FrozenTrial, done: int, n: int) -> str:

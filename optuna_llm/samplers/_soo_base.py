@@ -53,11 +53,13 @@ _STATES = {
 def retries_stale_trials(storage: BaseStorage) -> bool:
     """Whether the storage's heartbeat hands each stale (FAIL) trial to a callback, such as
     ``RetryHeartbeatStaleTrialCallback``, which queues a retry holding the same node."""
-    return (
-        isinstance(storage, BaseHeartbeat)
-        and storage.get_heartbeat_interval() is not None
-        and storage.get_failed_trial_callback() is not None
-    )
+    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
+        return False
+    # Optuna 4.9 renamed the getter (the old name warns); 4.2 to 4.8 have only the old one.
+    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    if getter is None:
+        getter = storage.get_failed_trial_callback
+    return getter() is not None
 
 
 class _SpaceContext:
