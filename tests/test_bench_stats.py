@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -249,3 +250,27 @@ def test_results_file_ignores_a_truncated_line_and_appends_after_it(tmp_path) ->
     assert store.done_keys() == {RunKey("random", "hpobench/car", 0, 10, False)}
     store.append(_rec("tpe", "hpobench/car", 0, 0.25))
     assert [r["sampler"] for r in store.records()] == ["random", "tpe"]
+
+
+def _markdown_tables(path: Path) -> list[list[str]]:
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in [*path.read_text().splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_published_result_tables_are_the_generated_ones() -> None:
+    # docs/benchmarks.md quotes tables of the generated summary.md: a quoted table must be one
+    # of them verbatim, so a regenerated summary with stale quotes (or a hand edit) fails here.
+    root = Path(__file__).resolve().parents[1]
+    generated = _markdown_tables(root / "docs/bench-results/summary.md")
+    headers = {tuple(t[:2]) for t in generated}
+    quoted = [t for t in _markdown_tables(root / "docs/benchmarks.md") if tuple(t[:2]) in headers]
+    assert len(quoted) >= 5  # the four regret tables, the noise table, the trial sources
+    for table in quoted:
+        assert table in generated, "\n".join(table)
