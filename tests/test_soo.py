@@ -158,6 +158,7 @@ def test_retried_trial_keeps_its_node() -> None:
     assert len(complete) == len(set(complete))
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask/tell here
 @pytest.mark.parametrize("retry_callback", [True, False])
 def test_stale_trial_in_the_gap_before_its_retry_is_not_claimed_again(
     tmp_path: Path, retry_callback: bool
