@@ -44,8 +44,10 @@ def main() -> None:
         "weight_decay": 5e-4, "label_smoothing": 0.0, "momentum": 0.9, "num_train_epochs": 1,
     }  # fmt: skip
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device={device} threads={torch.get_num_threads()} images={args.images} "
-          f"batch={args.batch_size}")
+    print(
+        f"device={device} threads={torch.get_num_threads()} images={args.images} "
+        f"batch={args.batch_size}"
+    )
     print(f"{'arch':<8} {'precision':<9} {'s/epoch':>8} {'params':>10}")
     for arch, precision in (("resnet9", "bf16"), ("resnet9", "fp32"), ("vit", "fp32"),
                             ("vit", "bf16")):  # fmt: skip
@@ -54,8 +56,11 @@ def main() -> None:
         start = time.perf_counter()
         out = train_and_evaluate(data, arch=arch, hparams=hp, device=device, precision=precision)
         total = time.perf_counter() - start
-        print(f"{arch:<8} {precision:<9} {out.seconds_per_epoch:>8.2f} {out.n_params:>10,}"
-              f"   (total with test pass {total:.1f} s)", flush=True)
+        print(
+            f"{arch:<8} {precision:<9} {out.seconds_per_epoch:>8.2f} {out.n_params:>10,}"
+            f"   (total with test pass {total:.1f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

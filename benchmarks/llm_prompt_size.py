@@ -42,8 +42,11 @@ def study_with(n: int, seed: int = 0) -> optuna.Study:
             "weight_decay": float(10 ** rng.uniform(-5, -1)),
             "label_smoothing": float(rng.uniform(0, 0.2)),
         }
-        trials.append(optuna.trial.create_trial(params=params, distributions=SPACE,
-                                                value=float(rng.uniform(0.05, 0.9))))
+        trials.append(
+            optuna.trial.create_trial(
+                params=params, distributions=SPACE, value=float(rng.uniform(0.05, 0.9))
+            )
+        )
     study.add_trials(trials)
     return study
 
@@ -76,13 +79,16 @@ def print_token_table(client: EmbeddedLlamaClient) -> None:
 
 
 def print_speed_table(proposals: int) -> None:
-    print("| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
-          "LLM calls per proposal (mean) | sources |")
+    print(
+        "| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
+        "LLM calls per proposal (mean) | sources |"
+    )
     print("|---|---:|---:|---|")
     for history in ("compressed", "chat"):
         study = study_with(10)
-        sampler = LLMSampler(PROBLEM, client=make_client(), history=history,
-                             search_space=SPACE, seed=0)
+        sampler = LLMSampler(
+            PROBLEM, client=make_client(), history=history, search_space=SPACE, seed=0
+        )
         study.sampler = sampler
         seconds, calls = [], []
         for _ in range(proposals):
@@ -94,8 +100,10 @@ def print_speed_table(proposals: int) -> None:
             calls.append(study._storage.get_trial(trial._trial_id).user_attrs.get("llm_calls", 0))
             study.tell(trial, 0.5)
         sources = [t.user_attrs.get("source") for t in study.trials[10:]]
-        print(f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
-              f"{', '.join(sorted(set(map(str, sources))))} |")
+        print(
+            f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
+            f"{', '.join(sorted(set(map(str, sources))))} |"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,20 @@ import optuna
 from optuna_llm.bench._tasks import get_task
 from optuna_llm.samplers import make_sampler
 
-DEFAULT_SAMPLERS = ("random", "tpe", "gp", "qmc", "cmaes", "lhs", "lhs-gp", "soo", "bamsoo",
-                    "llm-seeded-tpe", "llm-seeded-gp", "llm")
+DEFAULT_SAMPLERS = (
+    "random",
+    "tpe",
+    "gp",
+    "qmc",
+    "cmaes",
+    "lhs",
+    "lhs-gp",
+    "soo",
+    "bamsoo",
+    "llm-seeded-tpe",
+    "llm-seeded-gp",
+    "llm",
+)
 OWN_HISTORY = ("soo",)
 
 
@@ -35,8 +47,11 @@ def history(n: int, sampler_name: str | None) -> optuna.Study:
     """A study with ``n`` finished trials on the HPOBench-NN space, by random or by the sampler."""
     task = get_task("hpobench/car")
     task.reseed(0)
-    sampler = (make_sampler(sampler_name, seed=0) if sampler_name
-               else optuna.samplers.RandomSampler(seed=0))
+    sampler = (
+        make_sampler(sampler_name, seed=0)
+        if sampler_name
+        else optuna.samplers.RandomSampler(seed=0)
+    )
     study = optuna.create_study(sampler=sampler)
     study.optimize(lambda t: task.evaluate(t).seen, n_trials=n)
     return study
@@ -50,8 +65,9 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
     raise TooSlow
 
 
-def seconds_per_suggestion(name: str, n: int, repeats: int, max_seconds: float,
-                           kwargs: dict) -> tuple[float, bool]:
+def seconds_per_suggestion(
+    name: str, n: int, repeats: int, max_seconds: float, kwargs: dict
+) -> tuple[float, bool]:
     """Median seconds of up to ``repeats`` ask/evaluate cycles; True if one exceeded the cap."""
     base = history(n, name if name in OWN_HISTORY else None)
     task = get_task("hpobench/car")
@@ -101,8 +117,9 @@ def main() -> None:
             # LHS plans one design over the whole study: size it to the history plus the asks.
             kwargs = {"n_samples": n + args.repeats} if name == "lhs" else {}
             try:
-                value, over = seconds_per_suggestion(name, n, args.repeats, args.max_seconds,
-                                                     kwargs)
+                value, over = seconds_per_suggestion(
+                    name, n, args.repeats, args.max_seconds, kwargs
+                )
                 cells.append(f"> {args.max_seconds:.0f} s" if over else f"{value:.4f}")
                 skip = over
             except Exception as exc:  # report, keep measuring the others

@@ -59,8 +59,11 @@ def _relabel_soo_as_bamsoo(
             attrs["bamsoo:space"] = new_hash
         out.append(
             optuna.trial.create_trial(
-                params=t.params, distributions=t.distributions, value=t.value,
-                system_attrs=attrs, user_attrs=t.user_attrs,
+                params=t.params,
+                distributions=t.distributions,
+                value=t.value,
+                system_attrs=attrs,
+                user_attrs=t.user_attrs,
             )
         )
     return out

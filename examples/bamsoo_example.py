@@ -1,6 +1,6 @@
 """Optimise a 5-D quadratic with BaMSOOSampler: SOO's tree, with a GP that spares evaluations.
 
-    python examples/bamsoo_example.py
+python examples/bamsoo_example.py
 """
 
 from __future__ import annotations
@@ -21,5 +21,7 @@ if __name__ == "__main__":
     study = optuna.create_study(sampler=BaMSOOSampler(k=3, eta=0.05, seed=0))
     study.optimize(objective, n_trials=60)
     estimated = sum(len(t.user_attrs.get("gp_estimated", {})) for t in study.trials)
-    print(f"best value {study.best_value:.5f} after {len(study.trials)} evaluations; "
-          f"{estimated} nodes were GP-estimated instead of evaluated")
+    print(
+        f"best value {study.best_value:.5f} after {len(study.trials)} evaluations; "
+        f"{estimated} nodes were GP-estimated instead of evaluated"
+    )

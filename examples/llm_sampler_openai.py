@@ -39,10 +39,14 @@ if __name__ == "__main__":
     sampler = LLMSampler(
         "A classifier's validation loss as a function of optimizer, learning rate and weight "
         "decay; minimise it.",
-        base_url=args.base_url, model=args.model, cache=args.cache, max_total_tokens=50_000,
+        base_url=args.base_url,
+        model=args.model,
+        cache=args.cache,
+        max_total_tokens=50_000,
     )
-    study = optuna.create_study(sampler=sampler, storage=args.storage,
-                                study_name="llm-openai-example", load_if_exists=True)
+    study = optuna.create_study(
+        sampler=sampler, storage=args.storage, study_name="llm-openai-example", load_if_exists=True
+    )
     study.optimize(objective, n_trials=15)
     print(study.best_trial.params, study.best_value)
     print("rationale:", study.best_trial.user_attrs.get("rationale"))

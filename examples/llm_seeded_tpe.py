@@ -1,7 +1,7 @@
 """LLM-seeded TPE: the LLM chooses the first 10 trials in one request, then TPE.
 
-    python examples/llm_seeded_tpe.py            # embedded model
-    OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python examples/llm_seeded_tpe.py
+python examples/llm_seeded_tpe.py            # embedded model
+OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python examples/llm_seeded_tpe.py
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def objective(trial: optuna.Trial) -> float:
 
 if __name__ == "__main__":
     sampler = LLMSeededSampler(
-        optuna.samplers.TPESampler(seed=0), n_seed_trials=10, search_space=SPACE,
+        optuna.samplers.TPESampler(seed=0),
+        n_seed_trials=10,
+        search_space=SPACE,
         problem="An MLP's validation loss over depth, width and dropout; minimise it.",
     )
     study = optuna.create_study(sampler=sampler)

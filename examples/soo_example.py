@@ -28,7 +28,9 @@ if __name__ == "__main__":
     parser.add_argument("--n-trials", type=int, default=100)
     args = parser.parse_args()
     study = optuna.create_study(
-        study_name="soo-branin", storage=args.storage, load_if_exists=True,
+        study_name="soo-branin",
+        storage=args.storage,
+        load_if_exists=True,
         sampler=SOOSampler(k=3, seed=0),
     )
     study.optimize(objective, n_trials=args.n_trials)

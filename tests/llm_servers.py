@@ -78,9 +78,12 @@ def random_valid_responder(seed: int = 0) -> Responder:
                 }
             else:
                 items = schema["properties"]["configs"]
-                answer = {"rationale": "spread", "configs": [
-                    random_config(items["items"], rng) for _ in range(items["minItems"])
-                ]}
+                answer = {
+                    "rationale": "spread",
+                    "configs": [
+                        random_config(items["items"], rng) for _ in range(items["minItems"])
+                    ],
+                }
         return Reply(json.dumps(answer))
 
     return respond
@@ -161,8 +164,10 @@ class ScriptedOpenAIServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    body = {"object": "list", "data": [
-                        {"id": server.model, "object": "model", "owned_by": "tests"}]}
+                    body = {
+                        "object": "list",
+                        "data": [{"id": server.model, "object": "model", "owned_by": "tests"}],
+                    }
                     self._send(200, json.dumps(body).encode())
                 else:
                     self._send(404, b'{"error": {"message": "not found"}}')
@@ -187,19 +192,31 @@ class ScriptedOpenAIServer:
                     self._send(reply.status, reply.raw, reply.headers)
                     return
                 if reply.status != 200:
-                    body = json.dumps({"error": {"message": f"scripted {reply.status}",
-                                                 "type": "scripted"}}).encode()
+                    body = json.dumps(
+                        {"error": {"message": f"scripted {reply.status}", "type": "scripted"}}
+                    ).encode()
                     self._send(reply.status, body, reply.headers)
                     return
-                body = json.dumps({
-                    "id": "chatcmpl-test", "object": "chat.completion",
-                    "created": int(time.time()), "model": server.model,
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                        "role": "assistant", "content": reply.content}}],
-                    "usage": {"prompt_tokens": reply.prompt_tokens,
-                              "completion_tokens": reply.completion_tokens,
-                              "total_tokens": reply.prompt_tokens + reply.completion_tokens},
-                }).encode()
+                body = json.dumps(
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": server.model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": reply.content},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens,
+                            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                        },
+                    }
+                ).encode()
                 self._send(200, body, reply.headers)
 
         return Handler
@@ -221,9 +238,23 @@ def start_llama_server(n_ctx: int = 4096, timeout: float = 120.0) -> Iterator[st
     # The server logs a lot to stderr: a pipe nobody reads would fill up and block it.
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", str(n_ctx), "--chat_format", "gemma"],
-        stdout=subprocess.DEVNULL, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--chat_format",
+            "gemma",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -27,16 +27,37 @@ def _env() -> dict[str, str]:
 def test_tiny_run_two_tasks_two_samplers_two_seeds(tmp_path: Path) -> None:
     results, report = tmp_path / "results.jsonl", tmp_path / "report"
     proc = subprocess.run(
-        _bench("--samplers", "random", "tpe", "--tasks", "hpobench/car", "bbob/f01-d2-i1",
-               "--seeds", "2", "--budgets", "10", "--jobs", "2", "--results", results,
-               "--report", report, "--no-progress"),
-        capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path,
+        _bench(
+            "--samplers",
+            "random",
+            "tpe",
+            "--tasks",
+            "hpobench/car",
+            "bbob/f01-d2-i1",
+            "--seeds",
+            "2",
+            "--budgets",
+            "10",
+            "--jobs",
+            "2",
+            "--results",
+            results,
+            "--report",
+            report,
+            "--no-progress",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     records = list(ResultsFile(results).records())
     keys = {RunKey.from_record(r) for r in records}
-    assert keys == set(make_keys(["random", "tpe"], ["hpobench/car", "bbob/f01-d2-i1"],
-                                 seeds=[0, 1], budgets=[10]))
+    assert keys == set(
+        make_keys(["random", "tpe"], ["hpobench/car", "bbob/f01-d2-i1"], seeds=[0, 1], budgets=[10])
+    )
     assert len(records) == 8
     for r in records:
         assert r["error"] is None
@@ -65,11 +86,31 @@ def test_tiny_run_two_tasks_two_samplers_two_seeds(tmp_path: Path) -> None:
 
 def test_resume_after_kill_repeats_no_finished_run(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
-    args = _bench("--samplers", "random", "tpe", "--tasks", "bbob/f0[1-5]-d2-i1", "--seeds", "4",
-                  "--budgets", "40", "--jobs", "2", "--results", results, "--no-progress")
+    args = _bench(
+        "--samplers",
+        "random",
+        "tpe",
+        "--tasks",
+        "bbob/f0[1-5]-d2-i1",
+        "--seeds",
+        "4",
+        "--budgets",
+        "40",
+        "--jobs",
+        "2",
+        "--results",
+        results,
+        "--no-progress",
+    )
     total = 2 * 5 * 4
-    first = subprocess.Popen(args, env=_env(), cwd=tmp_path, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        args,
+        env=_env(),
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if results.exists() and len(list(ResultsFile(results).records())) >= 6:
@@ -82,8 +123,9 @@ def test_resume_after_kill_repeats_no_finished_run(tmp_path: Path) -> None:
     assert 6 <= len(before) < total
     prefix = results.read_bytes()
 
-    second = subprocess.run(args, env=_env(), cwd=tmp_path, capture_output=True, text=True,
-                            timeout=300)
+    second = subprocess.run(
+        args, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert second.returncode == 0, second.stderr
     assert f"{len(before)} already in" in second.stderr
     after = list(ResultsFile(results).records())
@@ -93,4 +135,4 @@ def test_resume_after_kill_repeats_no_finished_run(tmp_path: Path) -> None:
     assert after[: len(before)] == before
     # The restart's records come from new processes: nothing finished before was redone.
     old_pids = {r["pid"] for r in before}
-    assert all(r["pid"] not in old_pids for r in after[len(before):])
+    assert all(r["pid"] not in old_pids for r in after[len(before) :])

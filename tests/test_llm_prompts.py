@@ -20,8 +20,11 @@ def study_with(n: int, directions: list[str] | None = None) -> optuna.Study:
     study = optuna.create_study(directions=directions or ["minimize"])
     trials = []
     for i in range(n):
-        params = {"lr": 10 ** (-5 + 4 * (i % 97) / 97), "layers": 1 + 2 * (i % 5),
-                  "opt": ["adam", "sgd"][i % 2]}
+        params = {
+            "lr": 10 ** (-5 + 4 * (i % 97) / 97),
+            "layers": 1 + 2 * (i % 5),
+            "opt": ["adam", "sgd"][i % 2],
+        }
         values = [float(i % 13)] * len(study.directions)
         trials.append(create_trial(params=params, distributions=SPACE, values=values))
     study.add_trials(trials)
@@ -35,11 +38,21 @@ def build(study: optuna.Study, history: str, **kw: object) -> list[dict[str, str
 
 def test_prompt_states_problem_space_goal_and_history() -> None:
     study = study_with(3)
-    study.add_trial(create_trial(params={"lr": 0.01, "layers": 3, "opt": "sgd"},
-                                 distributions=SPACE, state=TrialState.FAIL))
-    study.add_trial(create_trial(params={"lr": 0.02, "layers": 5, "opt": "adam"},
-                                 distributions=SPACE, state=TrialState.PRUNED,
-                                 intermediate_values={0: 0.9, 3: 0.7}))
+    study.add_trial(
+        create_trial(
+            params={"lr": 0.01, "layers": 3, "opt": "sgd"},
+            distributions=SPACE,
+            state=TrialState.FAIL,
+        )
+    )
+    study.add_trial(
+        create_trial(
+            params={"lr": 0.02, "layers": 5, "opt": "adam"},
+            distributions=SPACE,
+            state=TrialState.PRUNED,
+            intermediate_values={0: 0.9, 3: 0.7},
+        )
+    )
     text = build(study, "compressed")[-1]["content"]
     assert "Problem: Tune a CNN" in text
     assert "Goal: minimize objective." in text
@@ -75,8 +88,9 @@ def test_compressed_keeps_the_best_trials() -> None:
 def test_running_trials_are_listed_as_pending() -> None:
     study = study_with(2)
     running = study.ask()
-    study._storage.set_trial_system_attr(running._trial_id, PROPOSAL_ATTR,
-                                         {"lr": 0.001, "layers": 3, "opt": "adam"})
+    study._storage.set_trial_system_attr(
+        running._trial_id, PROPOSAL_ATTR, {"lr": 0.001, "layers": 3, "opt": "adam"}
+    )
     me = study.ask()
     text = build(study, "compressed", current_trial_number=me.number)[-1]["content"]
     assert "Being evaluated right now by other workers" in text
@@ -87,15 +101,15 @@ def test_running_trials_are_listed_as_pending() -> None:
 def test_multi_objective_prompt_names_each_direction_and_value() -> None:
     study = study_with(3, directions=["minimize", "maximize"])
     builder = PromptBuilder(PromptSettings(problem="p"))
-    text = builder.build(SPACE, study.trials, study.directions, ["loss", "accuracy"])[-1][
-        "content"]
+    text = builder.build(SPACE, study.trials, study.directions, ["loss", "accuracy"])[-1]["content"]
     assert "minimize loss; maximize accuracy" in text and "Pareto front" in text
     assert "-> 1, 1" in text  # both values of trial 1
 
 
 def test_chain_of_thought_and_batch_requests() -> None:
     builder = PromptBuilder(PromptSettings(problem="p", chain_of_thought=True))
-    text = builder.build(SPACE, [], [optuna.study.StudyDirection.MINIMIZE], None,
-                         n_configs=5)[-1]["content"]
+    text = builder.build(SPACE, [], [optuna.study.StudyDirection.MINIMIZE], None, n_configs=5)[-1][
+        "content"
+    ]
     assert "reason step by step" in text
     assert "Propose 5 different configurations" in text and '"configs"' in text

@@ -49,8 +49,13 @@ def assert_valid(study: optuna.Study) -> None:
 
 
 def client_for(server: ScriptedOpenAIServer, **kw: object) -> OpenAIChatClient:
-    return OpenAIChatClient("scripted-model", base_url=server.base_url, max_retries=1,
-                            timeout=kw.pop("timeout", 5.0), **kw)  # type: ignore[arg-type]
+    return OpenAIChatClient(
+        "scripted-model",
+        base_url=server.base_url,
+        max_retries=1,
+        timeout=kw.pop("timeout", 5.0),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 FAULTS = {
@@ -154,8 +159,9 @@ def test_server_without_json_schema_support_gets_json_object() -> None:
 def test_token_budget_caps_the_study_and_is_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with ScriptedOpenAIServer(random_valid_responder(3)) as server, caplog.at_level(
-        logging.WARNING
+    with (
+        ScriptedOpenAIServer(random_valid_responder(3)) as server,
+        caplog.at_level(logging.WARNING),
     ):
         study = run_study(client_for(server), n_trials=6, max_total_tokens=40)
     assert_valid(study)
@@ -171,8 +177,14 @@ def test_attrs_record_prompt_answer_and_tokens_but_never_the_key(tmp_path: Path)
     cache = tmp_path / "cache.jsonl"
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     with ScriptedOpenAIServer(random_valid_responder(5)) as server:
-        sampler = LLMSampler("Key test", base_url=server.base_url, api_key=secret,
-                             model="scripted-model", cache=str(cache), search_space=SPACE)
+        sampler = LLMSampler(
+            "Key test",
+            base_url=server.base_url,
+            api_key=secret,
+            model="scripted-model",
+            cache=str(cache),
+            search_space=SPACE,
+        )
         study = optuna.create_study(sampler=sampler, storage=storage)
         study.optimize(objective, n_trials=2)
         assert len(server.requests) == 2
@@ -181,7 +193,8 @@ def test_attrs_record_prompt_answer_and_tokens_but_never_the_key(tmp_path: Path)
     assert trial.user_attrs["llm_completion_tokens"] == 7
     assert "#0 " in trial.user_attrs["llm_prompt"]  # the history shows trial 0
     assert json.loads(trial.user_attrs["llm_answer"])["config"] == {
-        k: v for k, v in trial.params.items()}
+        k: v for k, v in trial.params.items()
+    }
     dump = json.dumps([t.user_attrs | t.system_attrs for t in study.trials], default=str)
     assert secret not in dump
     assert secret not in cache.read_text()
@@ -192,28 +205,47 @@ def test_replay_reproduces_a_study_without_the_server(tmp_path: Path) -> None:
     cache = tmp_path / "exchanges.jsonl"
     with ScriptedOpenAIServer(random_valid_responder(11)) as server:
         first = run_study(
-            OpenAIChatClient("scripted-model", base_url=server.base_url), n_trials=5,
+            OpenAIChatClient("scripted-model", base_url=server.base_url),
+            n_trials=5,
             history="chat",
         )
     # Record through the cache (the client above answered live); now record a second run.
     with ScriptedOpenAIServer(random_valid_responder(11)) as server:
-        recorded = LLMSampler("test", base_url=server.base_url, model="scripted-model",
-                              cache=str(cache), search_space=SPACE, seed=0)
+        recorded = LLMSampler(
+            "test",
+            base_url=server.base_url,
+            model="scripted-model",
+            cache=str(cache),
+            search_space=SPACE,
+            seed=0,
+        )
         study = optuna.create_study(sampler=recorded)
         study.optimize(objective, n_trials=5)
     assert [t.params for t in study.trials] == [t.params for t in first.trials]
 
     dead_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the network is gone
-    replay = LLMSampler("test", base_url=dead_url, model="scripted-model",
-                        cache=LLMCache(cache, mode="replay"), search_space=SPACE, seed=0)
+    replay = LLMSampler(
+        "test",
+        base_url=dead_url,
+        model="scripted-model",
+        cache=LLMCache(cache, mode="replay"),
+        search_space=SPACE,
+        seed=0,
+    )
     again = optuna.create_study(sampler=replay)
     again.optimize(objective, n_trials=5)
     assert [t.params for t in again.trials] == [t.params for t in study.trials]
     assert all(t.user_attrs["source"] == "llm" for t in again.trials)
 
-    more = optuna.create_study(sampler=LLMSampler(
-        "a different problem", base_url=dead_url, model="scripted-model",
-        cache=LLMCache(cache, mode="replay"), search_space=SPACE))
+    more = optuna.create_study(
+        sampler=LLMSampler(
+            "a different problem",
+            base_url=dead_url,
+            model="scripted-model",
+            cache=LLMCache(cache, mode="replay"),
+            search_space=SPACE,
+        )
+    )
     with pytest.raises(CacheMissError, match="not in the replay cache"):
         more.optimize(objective, n_trials=1)
 

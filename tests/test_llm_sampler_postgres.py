@@ -61,8 +61,12 @@ def test_three_workers_share_one_study_without_duplicates(
     root = Path(__file__).resolve().parent.parent
     with ScriptedOpenAIServer(pool_responder(0)) as server:
         workers = [
-            subprocess.Popen([sys.executable, str(script), postgres_url, server.base_url, "10"],
-                             cwd=root, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, str(script), postgres_url, server.base_url, "10"],
+                cwd=root,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for _ in range(3)
         ]
         errors = [w.communicate(timeout=600)[1] for w in workers]

@@ -85,15 +85,21 @@ def test_unknown_choice_and_missing_keys_are_errors() -> None:
     with pytest.raises(InvalidAnswer, match="not one of the choices"):
         validate_value("rmsprop", SPACE["opt"])
     with pytest.raises(InvalidAnswer, match="'layers' is missing"):
-        validate_config({"lr": 0.01, "dropout": 0.1, "opt": "adam", "flag": True, "act": 1},
-                        SPACE)
+        validate_config({"lr": 0.01, "dropout": 0.1, "opt": "adam", "flag": True, "act": 1}, SPACE)
     with pytest.raises(InvalidAnswer):
         validate_value("", SPACE["opt"])
 
 
 def test_extra_keys_are_ignored_and_reported() -> None:
-    raw = {"lr": 0.01, "layers": 1, "dropout": 0.0, "opt": "adam", "flag": True, "act": 1,
-           "momentum": 0.9}
+    raw = {
+        "lr": 0.01,
+        "layers": 1,
+        "dropout": 0.0,
+        "opt": "adam",
+        "flag": True,
+        "act": 1,
+        "momentum": 0.9,
+    }
     checked = validate_config(raw, SPACE)
     assert "momentum" not in checked.params
     assert any("momentum" in r for r in checked.repairs)

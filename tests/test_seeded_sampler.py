@@ -61,14 +61,18 @@ SPACE = {"x": FloatDistribution(-5.0, 5.0), "n": IntDistribution(1, 20)}
 def test_single_worker_seeds_then_hands_over(server: ScriptedOpenAIServer) -> None:
     before = len(server.requests)
     client = OpenAIChatClient("scripted-model", base_url=server.base_url)
-    sampler = LLMSeededSampler(optuna.samplers.TPESampler(seed=1), n_seed_trials=5, llm=client,
-                               search_space=SPACE)
+    sampler = LLMSeededSampler(
+        optuna.samplers.TPESampler(seed=1), n_seed_trials=5, llm=client, search_space=SPACE
+    )
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=12)
     sources = [t.user_attrs["source"] for t in study.trials]
     assert sources[:5] == ["llm"] * 5 and sources[5:] == ["tpe"] * 7
-    batch_requests = [r for r in server.requests[before:]
-                      if "configs" in r["response_format"]["json_schema"]["schema"]["properties"]]
+    batch_requests = [
+        r
+        for r in server.requests[before:]
+        if "configs" in r["response_format"]["json_schema"]["schema"]["properties"]
+    ]
     assert len(batch_requests) == len(server.requests) - before == 1
     assert BATCH_ATTR in study.trials[0].system_attrs
     assert study.trials[0].user_attrs["llm_calls"] == 1
@@ -84,8 +88,9 @@ def test_duplicate_seeds_in_the_answer_are_refused_and_replaced() -> None:
     ]
     with ScriptedOpenAIServer(replies) as srv:
         client = OpenAIChatClient("scripted-model", base_url=srv.base_url)
-        sampler = LLMSeededSampler(optuna.samplers.RandomSampler(seed=0), n_seed_trials=3,
-                                   llm=client, search_space=SPACE)
+        sampler = LLMSeededSampler(
+            optuna.samplers.RandomSampler(seed=0), n_seed_trials=3, llm=client, search_space=SPACE
+        )
         study = optuna.create_study(sampler=sampler)
         study.optimize(objective, n_trials=3)
         assert "repeats another configuration" in srv.requests[1]["messages"][-1]["content"]
@@ -123,8 +128,12 @@ def run_workers(postgres_url: str, tmp_path: Path, base_url: str, n_seed: int) -
     script.write_text(WORKER)
     root = Path(__file__).resolve().parent.parent
     workers = [
-        subprocess.Popen([sys.executable, str(script), postgres_url, base_url, "4", str(n_seed)],
-                         cwd=root, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), postgres_url, base_url, "4", str(n_seed)],
+            cwd=root,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     errors = [w.communicate(timeout=900)[1] for w in workers]

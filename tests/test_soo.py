@@ -169,7 +169,8 @@ def test_stale_trial_in_the_gap_before_its_retry_is_not_claimed_again(
         f"sqlite:///{tmp_path / 'hb.db'}",
         heartbeat_interval=60,
         grace_period=120,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback() if retry_callback
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback()
+        if retry_callback
         else None,
     )
     study = optuna.create_study(storage=storage, sampler=SOOSampler(seed=0))

@@ -74,8 +74,11 @@ def _spawn(
 
 
 def _check_tree(trials: list[optuna.trial.FrozenTrial], max_incomplete: int) -> None:
-    done = [parse_node_key(t.user_attrs["node"]) for t in trials
-            if t.state == TrialState.COMPLETE and "node" in t.user_attrs]
+    done = [
+        parse_node_key(t.user_attrs["node"])
+        for t in trials
+        if t.state == TrialState.COMPLETE and "node" in t.user_attrs
+    ]
     assert len(done) == len(set(done)), "a node was evaluated twice"
     estimated = {parse_node_key(k) for t in trials for k in t.system_attrs.get("bamsoo:est", {})}
     # (A node may be both: a worker whose GP saw more data evaluated a node another worker had

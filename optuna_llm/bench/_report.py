@@ -23,8 +23,19 @@ from optuna_llm.bench._runner import LLM_SAMPLERS
 from optuna_llm.bench._stats import bootstrap_band, change_vs, compare_pairs, mean_ranks
 
 SAMPLER_ORDER = (
-    "random", "tpe", "gp", "qmc", "cmaes", "lhs", "lhs-gp", "soo", "bamsoo",
-    "llm-seeded-tpe", "llm-seeded-gp", "llm-seeded", "llm",
+    "random",
+    "tpe",
+    "gp",
+    "qmc",
+    "cmaes",
+    "lhs",
+    "lhs-gp",
+    "soo",
+    "bamsoo",
+    "llm-seeded-tpe",
+    "llm-seeded-gp",
+    "llm-seeded",
+    "llm",
 )
 
 
@@ -53,8 +64,12 @@ def final_regrets(
     """``{sampler: {(task, seed): final chosen regret}}`` for successful runs of one setting."""
     out: Finals = defaultdict(dict)
     for r in records:
-        if (r.get("error") is None and int(r["budget"]) == budget
-                and bool(r.get("noise", False)) == noise and task_group(r["task"]) == group):
+        if (
+            r.get("error") is None
+            and int(r["budget"]) == budget
+            and bool(r.get("noise", False)) == noise
+            and task_group(r["task"]) == group
+        ):
             out[r["sampler"]][(r["task"], int(r["seed"]))] = float(r["final_regret"])
     return dict(out)
 
@@ -86,8 +101,9 @@ class HeadlineRow:
     errors: int
 
 
-def _against(values: Mapping[tuple[str, int], float], base: Mapping[tuple[str, int], float]
-             ) -> tuple[float, float, float, float]:
+def _against(
+    values: Mapping[tuple[str, int], float], base: Mapping[tuple[str, int], float]
+) -> tuple[float, float, float, float]:
     shared = values.keys() & base.keys()
     wtl = compare_pairs(values, base)
     change = change_vs(per_task_means(values, shared), per_task_means(base, shared))
@@ -105,8 +121,12 @@ def headline_rows(
     finals = final_regrets(records, group=group, budget=budget, noise=noise)
     errors: dict[str, int] = defaultdict(int)
     for r in records:
-        if (r.get("error") is not None and int(r["budget"]) == budget
-                and bool(r.get("noise", False)) == noise and task_group(r["task"]) == group):
+        if (
+            r.get("error") is not None
+            and int(r["budget"]) == budget
+            and bool(r.get("noise", False)) == noise
+            and task_group(r["task"]) == group
+        ):
             errors[r["sampler"]] += 1
     random_ = finals.get("random", {})
     tpe = finals.get("tpe", {})
@@ -123,12 +143,22 @@ def headline_rows(
         values = finals.get(s, {})
         br = _against(values, random_) if random_ else (math.nan,) * 4
         bt = _against(values, tpe) if tpe else (math.nan,) * 4
-        rows.append(HeadlineRow(
-            sampler=s, runs=len(values), tasks=len({t for t, _ in values}),
-            beats_random=br[0], ties_random=br[1], median_vs_random=br[2], mean_vs_random=br[3],
-            beats_tpe=bt[0], ties_tpe=bt[1], median_vs_tpe=bt[2],
-            mean_rank=ranks.get(s, math.nan), errors=errors.get(s, 0),
-        ))
+        rows.append(
+            HeadlineRow(
+                sampler=s,
+                runs=len(values),
+                tasks=len({t for t, _ in values}),
+                beats_random=br[0],
+                ties_random=br[1],
+                median_vs_random=br[2],
+                mean_vs_random=br[3],
+                beats_tpe=bt[0],
+                ties_tpe=bt[1],
+                median_vs_tpe=bt[2],
+                mean_rank=ranks.get(s, math.nan),
+                errors=errors.get(s, 0),
+            )
+        )
     return rows
 
 
@@ -142,8 +172,10 @@ def _fmt(value: float, pct: bool = False, signed: bool = False) -> str:
 
 def markdown_table(rows: Sequence[HeadlineRow]) -> str:
     """Render headline rows as a Markdown table (``-`` where a number is undefined)."""
-    head = ("| sampler | runs | tasks | beats random | ties | median vs random | mean vs random "
-            "| beats TPE | ties TPE | median vs TPE | mean rank | errors |")
+    head = (
+        "| sampler | runs | tasks | beats random | ties | median vs random | mean vs random "
+        "| beats TPE | ties TPE | median vs TPE | mean rank | errors |"
+    )
     lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(
@@ -156,8 +188,9 @@ def markdown_table(rows: Sequence[HeadlineRow]) -> str:
     return "\n".join(lines)
 
 
-def noise_rows(records: Sequence[Mapping[str, Any]], *, group: str, budget: int
-               ) -> list[tuple[str, float, float, float, float, float]]:
+def noise_rows(
+    records: Sequence[Mapping[str, Any]], *, group: str, budget: int
+) -> list[tuple[str, float, float, float, float, float]]:
     """Noise ablation per sampler: beats random (clean, noisy), median change vs random (clean,
     noisy), and the median change of its own regret, noisy against clean (same tasks, seeds)."""
     clean = final_regrets(records, group=group, budget=budget, noise=False)
@@ -173,11 +206,16 @@ def noise_rows(records: Sequence[Mapping[str, Any]], *, group: str, budget: int
 
 
 def noise_markdown(rows: Sequence[tuple[str, float, float, float, float, float]]) -> str:
-    lines = ["| sampler | beats random (clean) | beats random (noisy) | median vs random (clean) "
-             "| median vs random (noisy) | median change noisy vs clean |", "|" + "---|" * 6]
+    lines = [
+        "| sampler | beats random (clean) | beats random (noisy) | median vs random (clean) "
+        "| median vs random (noisy) | median change noisy vs clean |",
+        "|" + "---|" * 6,
+    ]
     for s, bc, bn, mc, mn, own in rows:
-        lines.append(f"| {s} | {_fmt(bc, True)} | {_fmt(bn, True)} | {_fmt(mc, True, True)} "
-                     f"| {_fmt(mn, True, True)} | {_fmt(own, True, True)} |")
+        lines.append(
+            f"| {s} | {_fmt(bc, True)} | {_fmt(bn, True)} | {_fmt(mc, True, True)} "
+            f"| {_fmt(mn, True, True)} | {_fmt(own, True, True)} |"
+        )
     return "\n".join(lines)
 
 
@@ -194,7 +232,8 @@ def source_rows(
     for r in records:
         if r.get("error") is None and r.get("sources") and r["sampler"] in LLM_SAMPLERS:
             counts[(r["sampler"], task_group(r["task"]))].update(
-                {str(k): int(v) for k, v in r["sources"].items()})
+                {str(k): int(v) for k, v in r["sources"].items()}
+            )
     out = []
     for (sampler, group), c in sorted(counts.items()):
         total = sum(c.values())
@@ -213,28 +252,54 @@ def sources_markdown(rows: Sequence[tuple[str, str, int, dict[str, float]]]) -> 
 
 def write_final_csv(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
     """One row per run: the numbers every table is computed from."""
-    fields = ["sampler", "task", "seed", "budget", "noise", "final_regret",
-              "best_evaluated_regret", "wall_s", "error"]
+    fields = [
+        "sampler",
+        "task",
+        "seed",
+        "budget",
+        "noise",
+        "final_regret",
+        "best_evaluated_regret",
+        "wall_s",
+        "error",
+    ]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(fields)
-        for r in sorted(records, key=lambda r: (r["sampler"], r["task"], r["seed"], r["budget"],
-                                                bool(r.get("noise", False)))):
+        for r in sorted(
+            records,
+            key=lambda r: (
+                r["sampler"],
+                r["task"],
+                r["seed"],
+                r["budget"],
+                bool(r.get("noise", False)),
+            ),
+        ):
             writer.writerow([r.get(k, "") if r.get(k) is not None else "" for k in fields])
 
 
 def plot_curves(
-    records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, group: str,
-    budget: int, noise: bool = False, n_boot: int = 1000,
+    records: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    group: str,
+    budget: int,
+    noise: bool = False,
+    n_boot: int = 1000,
 ) -> bool:
     """Best-so-far (chosen) regret against trials, one panel per task, mean over seeds with a
     95% bootstrap band. Returns False (and writes nothing) when there is nothing to plot."""
     curves: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        if (r.get("error") is None and int(r["budget"]) == budget
-                and bool(r.get("noise", False)) == noise and task_group(r["task"]) == group
-                and len(r.get("curve", [])) == budget):
+        if (
+            r.get("error") is None
+            and int(r["budget"]) == budget
+            and bool(r.get("noise", False)) == noise
+            and task_group(r["task"]) == group
+            and len(r.get("curve", [])) == budget
+        ):
             curves[r["task"]][r["sampler"]].append(r["curve"])
     if not curves:
         return False
@@ -260,14 +325,15 @@ def plot_curves(
                 continue
             mean, lo, hi = bootstrap_band(np.array(curves[task][s]), n_boot=n_boot)
             ax.plot(x, np.maximum(mean, floor), color=colors[s], label=s, lw=1.4)
-            ax.fill_between(x, np.maximum(lo, floor), np.maximum(hi, floor), color=colors[s],
-                            alpha=0.15, lw=0)
+            ax.fill_between(
+                x, np.maximum(lo, floor), np.maximum(hi, floor), color=colors[s], alpha=0.15, lw=0
+            )
         ax.set_yscale("log")
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("trials", fontsize=8)
         ax.set_ylabel("regret of best-seen trial", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(tasks):]:
+    for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(len(samplers), 7), fontsize=8)
@@ -282,11 +348,16 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLik
     """Write ``summary.md`` (every table), ``final_regret.csv`` and ``curves-*.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    settings = sorted({(task_group(r["task"]), int(r["budget"]), bool(r.get("noise", False)))
-                       for r in records})
-    parts = ["# Benchmark summary", "",
-             "Regret: noiseless regret of the best-seen trial. Changes: per-task mean regret, "
-             "relative to the baseline (negative = better). See docs/benchmarks.md.", ""]
+    settings = sorted(
+        {(task_group(r["task"]), int(r["budget"]), bool(r.get("noise", False))) for r in records}
+    )
+    parts = [
+        "# Benchmark summary",
+        "",
+        "Regret: noiseless regret of the best-seen trial. Changes: per-task mean regret, "
+        "relative to the baseline (negative = better). See docs/benchmarks.md.",
+        "",
+    ]
     for group, budget, noise in settings:
         rows = headline_rows(records, group=group, budget=budget, noise=noise)
         label = f"{group}, {budget} evaluations" + (", noisy (x U(0.9, 1.1))" if noise else "")
@@ -294,8 +365,12 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLik
     for group, budget in sorted({(g, b) for g, b, n in settings if n}):
         rows_n = noise_rows(records, group=group, budget=budget)
         if rows_n:
-            parts += [f"## Noise ablation: {group}, {budget} evaluations", "",
-                      noise_markdown(rows_n), ""]
+            parts += [
+                f"## Noise ablation: {group}, {budget} evaluations",
+                "",
+                noise_markdown(rows_n),
+                "",
+            ]
     rows_s = source_rows(records)
     if rows_s:
         parts += ["## Trial sources of the LLM samplers", "", sources_markdown(rows_s), ""]

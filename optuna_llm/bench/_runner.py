@@ -141,8 +141,13 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
             error=None,
         )
     except Exception as exc:  # a failing sampler is a result, recorded, not a crash of the grid
-        record.update(final_regret=math.nan, curve=[], seen=[], sources={},
-                      error=f"{type(exc).__name__}: {exc}")
+        record.update(
+            final_regret=math.nan,
+            curve=[],
+            seen=[],
+            sources={},
+            error=f"{type(exc).__name__}: {exc}",
+        )
     record["wall_s"] = round(time.perf_counter() - started, 3)
     record["optuna"] = optuna.__version__
     record["pid"] = os.getpid()

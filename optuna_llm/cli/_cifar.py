@@ -29,14 +29,28 @@ def register(subparsers: Any) -> None:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--random_hparams", action="store_true", help="One random trial.")
     mode.add_argument("--llm", action="store_true", help="LLM search for --rounds trials.")
-    p.add_argument("--rounds", type=int, default=None,
-                   help="Trials to run (default: 10 with --llm/--sampler, else 1).")
-    p.add_argument("--search_space", default=None,
-                   help="JSON file with the space to search (default: the seed's space).")
-    p.add_argument("--dataset", default="cifar10", choices=("cifar10", "digits"),
-                   help="digits ships with scikit-learn: a quick CPU check of the workflow.")
-    p.add_argument("--dataset_dir", default="./data",
-                   help="Folder holding cifar-10-batches-py (never downloaded).")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="Trials to run (default: 10 with --llm/--sampler, else 1).",
+    )
+    p.add_argument(
+        "--search_space",
+        default=None,
+        help="JSON file with the space to search (default: the seed's space).",
+    )
+    p.add_argument(
+        "--dataset",
+        default="cifar10",
+        choices=("cifar10", "digits"),
+        help="digits ships with scikit-learn: a quick CPU check of the workflow.",
+    )
+    p.add_argument(
+        "--dataset_dir",
+        default="./data",
+        help="Folder holding cifar-10-batches-py (never downloaded).",
+    )
     p.add_argument("--arch", default="resnet9", choices=("resnet9", "vit", "cnn", "mlp"))
     p.add_argument("--save_dir", default=None, help="Write one JSON file per trial here.")
     p.add_argument("--train_batch_size", type=int, default=128)
@@ -47,20 +61,36 @@ def register(subparsers: Any) -> None:
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     p.add_argument("--num_train_epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max_train_samples", type=int, default=None,
-                   help="Train on the first N training images only.")
-    p.add_argument("--no_verify_checksums", action="store_true",
-                   help="Skip CIFAR-10's MD5 check (data you packed in its format yourself).")
+    p.add_argument(
+        "--max_train_samples",
+        type=int,
+        default=None,
+        help="Train on the first N training images only.",
+    )
+    p.add_argument(
+        "--no_verify_checksums",
+        action="store_true",
+        help="Skip CIFAR-10's MD5 check (data you packed in its format yourself).",
+    )
     p.add_argument("--device", default=None, help="cuda, cpu, cuda:1 ... (default: auto).")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage URL (postgresql://..., sqlite:///...): a shared study.")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL (postgresql://..., sqlite:///...): a shared study.",
+    )
     p.add_argument("--study_name", default=None)
-    p.add_argument("--sampler", default=None,
-                   help="Sampler name (tpe, gp, soo, bamsoo, lhs, llm, ...) for --rounds trials.")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        help="Sampler name (tpe, gp, soo, bamsoo, lhs, llm, ...) for --rounds trials.",
+    )
     p.add_argument("--llm_model", default=None, help="Model name for --llm (default: embedded).")
-    p.add_argument("--llm_base_url", default=None,
-                   help="OpenAI-compatible URL for --llm (default: OPENAI_BASE_URL or embedded).")
+    p.add_argument(
+        "--llm_base_url",
+        default=None,
+        help="OpenAI-compatible URL for --llm (default: OPENAI_BASE_URL or embedded).",
+    )
     p.set_defaults(func=run)
 
 

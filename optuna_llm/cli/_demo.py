@@ -65,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
         dataset="digits", arch=args.arch, epochs=args.epochs, seed=args.seed
     )
     study = optuna.create_study(
-        storage=args.storage, study_name=args.study_name, sampler=sampler,
-        direction="minimize", load_if_exists=True,
+        storage=args.storage,
+        study_name=args.study_name,
+        sampler=sampler,
+        direction="minimize",
+        load_if_exists=True,
     )
     study.set_metric_names(["validation_error"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)

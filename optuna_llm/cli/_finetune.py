@@ -41,16 +41,33 @@ def register(subparsers: Any) -> None:
     )
     s = p.add_argument_group("study")
     s.add_argument("--sampler", choices=_SAMPLERS, default="tpe")
-    s.add_argument("--n-trials", "--n_trials", dest="n_trials", type=int, default=50,
-                   help="total finished trials in the study (all workers together)")
-    s.add_argument("--storage", default="sqlite:///optuna-llm-finetune.db",
-                   help="RDB URL (sqlite:///, postgresql://, mysql://) or a journal file *.log")
+    s.add_argument(
+        "--n-trials",
+        "--n_trials",
+        dest="n_trials",
+        type=int,
+        default=50,
+        help="total finished trials in the study (all workers together)",
+    )
+    s.add_argument(
+        "--storage",
+        default="sqlite:///optuna-llm-finetune.db",
+        help="RDB URL (sqlite:///, postgresql://, mysql://) or a journal file *.log",
+    )
     s.add_argument("--study_name", "--study-name", default="lora-finetune")
-    s.add_argument("--pruner", choices=("none", "median", "hyperband"), default="none",
-                   help="stop trials early on LitGPT's validation loss")
+    s.add_argument(
+        "--pruner",
+        choices=("none", "median", "hyperband"),
+        default="none",
+        help="stop trials early on LitGPT's validation loss",
+    )
     s.add_argument("--seed", type=int, default=None, help="sampler seed")
-    s.add_argument("--heartbeat_interval", type=int, default=60,
-                   help="seconds; a worker silent for 3x this has its trial retried (RDB only)")
+    s.add_argument(
+        "--heartbeat_interval",
+        type=int,
+        default=60,
+        help="seconds; a worker silent for 3x this has its trial retried (RDB only)",
+    )
     s.add_argument("--max_retry", type=int, default=3, help="retries of a trial whose worker died")
     s.add_argument("--llm_model", default=None, help="model of the llm sampler (default embedded)")
     s.add_argument("--llm_base_url", default=None, help="OpenAI-compatible URL for llm sampler")
@@ -60,29 +77,65 @@ def register(subparsers: Any) -> None:
     t.add_argument("--checkpoint_dir", default="checkpoints/meta-llama/Llama-3.2-3B")
     t.add_argument("--out_dir", default="out/optuna-llm-finetune", help="per-trial directories")
     t.add_argument("--data", default="Alpaca", help="LitGPT data module")
-    t.add_argument("--data_dir", default=None,
-                   help="directory of alpaca_data_cleaned_archive.json (default data/alpaca)")
+    t.add_argument(
+        "--data_dir",
+        default=None,
+        help="directory of alpaca_data_cleaned_archive.json (default data/alpaca)",
+    )
     t.add_argument("--devices", type=int, default=1, help="GPUs a trial (more than 1: FSDP)")
     t.add_argument("--num_nodes", type=int, default=1)
-    t.add_argument("--precision", default=None,
-                   help="default bf16-true on GPUs that have it, else 32-true")
+    t.add_argument(
+        "--precision", default=None, help="default bf16-true on GPUs that have it, else 32-true"
+    )
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--max_steps", type=int, default=None)
     t.add_argument("--micro_batch_size", type=int, default=None)
     t.add_argument("--global_batch_size", type=int, default=None)
     t.add_argument("--max_seq_length", type=int, default=None)
-    t.add_argument("--lora_targets", nargs="+", default=["query", "value"],
-                   choices=("query", "key", "value", "projection", "mlp", "head"))
-    t.add_argument("--train", dest="train_kv", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="more --train.KEY flags (repeatable)")
-    t.add_argument("--eval", dest="eval_kv", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="more --eval.KEY flags (repeatable)")
-    t.add_argument("--data_arg", dest="data_kv", type=_key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="more --data.KEY flags (repeatable)")
-    t.add_argument("--trial_timeout", type=float, default=None,
-                   help="seconds a fine-tune may take before its trial fails")
-    t.add_argument("--keep_weights", action="store_true",
-                   help="keep each trial's merged and HF weights (the LoRA adapter is kept always)")
+    t.add_argument(
+        "--lora_targets",
+        nargs="+",
+        default=["query", "value"],
+        choices=("query", "key", "value", "projection", "mlp", "head"),
+    )
+    t.add_argument(
+        "--train",
+        dest="train_kv",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more --train.KEY flags (repeatable)",
+    )
+    t.add_argument(
+        "--eval",
+        dest="eval_kv",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more --eval.KEY flags (repeatable)",
+    )
+    t.add_argument(
+        "--data_arg",
+        dest="data_kv",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more --data.KEY flags (repeatable)",
+    )
+    t.add_argument(
+        "--trial_timeout",
+        type=float,
+        default=None,
+        help="seconds a fine-tune may take before its trial fails",
+    )
+    t.add_argument(
+        "--keep_weights",
+        action="store_true",
+        help="keep each trial's merged and HF weights (the LoRA adapter is kept always)",
+    )
 
     e = p.add_argument_group("evaluation (lm-eval)")
     e.add_argument("--val_task", default="hellaswag", help="the task whose score is optimised")
@@ -161,8 +214,12 @@ def main(args: argparse.Namespace) -> int:
         }
     sampler = make_sampler(args.sampler, seed=args.seed, **kwargs)
     study = optuna.create_study(
-        storage=make_storage(args.storage, heartbeat=args.heartbeat_interval,
-                             grace_period=3 * args.heartbeat_interval, max_retry=args.max_retry),
+        storage=make_storage(
+            args.storage,
+            heartbeat=args.heartbeat_interval,
+            grace_period=3 * args.heartbeat_interval,
+            max_retry=args.max_retry,
+        ),
         study_name=args.study_name,
         sampler=sampler,
         pruner=_pruner(args.pruner),

@@ -400,7 +400,7 @@ def _never_beaten_warning(study: optuna.Study, trial: optuna.trial.FrozenTrial) 
         "runs it, let it finish. If its worker died (killed between creating the trial and its "
         "first heartbeat), mark it failed and this worker stops waiting for it: python -c "
         f"\"import optuna; s = optuna.load_study(study_name='{study.study_name}', storage=URL); "
-        f"s._storage.set_trial_state_values({trial._trial_id}, optuna.trial.TrialState.FAIL)\""
+        f's._storage.set_trial_state_values({trial._trial_id}, optuna.trial.TrialState.FAIL)"'
     )
 
 

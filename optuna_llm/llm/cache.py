@@ -138,26 +138,43 @@ class CachingClient:
         max_tokens: int | None = None,
         seed: int | None = None,
     ) -> ChatResult:
-        params = {"json_schema": json_schema, "temperature": temperature,
-                  "max_tokens": max_tokens, "seed": seed}
+        params = {
+            "json_schema": json_schema,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": seed,
+        }
         key = exchange_key(self.model, messages, params)
         if self.cache.mode != "record":
             entry = self.cache.get(key)
             if entry is not None:
                 r = entry["response"]
-                return ChatResult(r["text"], r["prompt_tokens"], r["completion_tokens"],
-                                  r["model"], cached=True)
+                return ChatResult(
+                    r["text"], r["prompt_tokens"], r["completion_tokens"], r["model"], cached=True
+                )
             if self.cache.mode == "replay":
                 raise CacheMissError(
                     f"LLM exchange {key[:12]} is not in the replay cache {self.cache.path}. "
                     "Rerun with mode='auto' (the default) to ask the LLM and record it."
                 )
-        result = self._client().chat(messages, json_schema=json_schema, temperature=temperature,
-                                     max_tokens=max_tokens, seed=seed)
-        self.cache.put(key, {
-            "model": self.model,
-            "request": {"messages": messages, **params},
-            "response": {"text": result.text, "prompt_tokens": result.prompt_tokens,
-                         "completion_tokens": result.completion_tokens, "model": result.model},
-        })
+        result = self._client().chat(
+            messages,
+            json_schema=json_schema,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+        self.cache.put(
+            key,
+            {
+                "model": self.model,
+                "request": {"messages": messages, **params},
+                "response": {
+                    "text": result.text,
+                    "prompt_tokens": result.prompt_tokens,
+                    "completion_tokens": result.completion_tokens,
+                    "model": result.model,
+                },
+            },
+        )
         return result

@@ -128,8 +128,11 @@ class OpenAIChatClient:
     ) -> ChatResult:
         import openai
 
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages,
-                                  "temperature": temperature}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": temperature,
+        }
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         if seed is not None:
@@ -145,13 +148,18 @@ class OpenAIChatClient:
                 kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
         try:
             response = self._client.chat.completions.create(**kwargs)
-        except (openai.BadRequestError, openai.InternalServerError,
-                openai.UnprocessableEntityError) as exc:
+        except (
+            openai.BadRequestError,
+            openai.InternalServerError,
+            openai.UnprocessableEntityError,
+        ) as exc:
             if fmt != "auto" or json_schema is None:
                 raise
             # The server does not take json_schema (llama.cpp answers 500): use json_object.
-            _logger.info("Server rejected response_format json_schema (%s); using json_object.",
-                         type(exc).__name__)
+            _logger.info(
+                "Server rejected response_format json_schema (%s); using json_object.",
+                type(exc).__name__,
+            )
             with self._lock:
                 self._format = "json_object"
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
@@ -167,11 +175,16 @@ class OpenAIChatClient:
         prompt_text = "".join(m.get("content", "") for m in messages)
         return ChatResult(
             text=text,
-            prompt_tokens=(usage.prompt_tokens if usage and usage.prompt_tokens is not None
-                           else estimate_tokens(prompt_text)),
-            completion_tokens=(usage.completion_tokens
-                               if usage and usage.completion_tokens is not None
-                               else estimate_tokens(text)),
+            prompt_tokens=(
+                usage.prompt_tokens
+                if usage and usage.prompt_tokens is not None
+                else estimate_tokens(prompt_text)
+            ),
+            completion_tokens=(
+                usage.completion_tokens
+                if usage and usage.completion_tokens is not None
+                else estimate_tokens(text)
+            ),
             model=self.model,
         )
 

@@ -160,8 +160,11 @@ class EmbeddedLlamaClient:
         seed: int | None = None,
     ) -> ChatResult:
         llama = self._llama()
-        kwargs: dict[str, Any] = {"messages": messages, "temperature": temperature,
-                                  "max_tokens": max_tokens or 512}
+        kwargs: dict[str, Any] = {
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens or 512,
+        }
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
         if seed is not None:

@@ -67,9 +67,14 @@ def describe_search_space(search_space: Mapping[str, BaseDistribution]) -> str:
 
 
 def describe_goal(directions: Sequence[StudyDirection], metric_names: Sequence[str] | None) -> str:
-    names = list(metric_names) if metric_names else (
-        ["objective"] if len(directions) == 1
-        else [f"objective {i}" for i in range(len(directions))]
+    names = (
+        list(metric_names)
+        if metric_names
+        else (
+            ["objective"]
+            if len(directions) == 1
+            else [f"objective {i}" for i in range(len(directions))]
+        )
     )
     parts = [
         f"{'minimize' if d == StudyDirection.MINIMIZE else 'maximize'} {name}"
@@ -77,8 +82,11 @@ def describe_goal(directions: Sequence[StudyDirection], metric_names: Sequence[s
     ]
     if len(parts) == 1:
         return f"Goal: {parts[0]}."
-    return ("Goal (multi-objective): " + "; ".join(parts)
-            + ". Propose configurations that improve the Pareto front.")
+    return (
+        "Goal (multi-objective): "
+        + "; ".join(parts)
+        + ". Propose configurations that improve the Pareto front."
+    )
 
 
 def format_trial(trial: FrozenTrial, params: Mapping[str, Any] | None = None) -> str:
@@ -154,9 +162,7 @@ class PromptBuilder:
 
     def __init__(self, settings: PromptSettings) -> None:
         if settings.history not in ("compressed", "chat"):
-            raise ValueError(
-                f"history must be 'compressed' or 'chat', got {settings.history!r}."
-            )
+            raise ValueError(f"history must be 'compressed' or 'chat', got {settings.history!r}.")
         self.settings = settings
 
     def build(
@@ -172,7 +178,8 @@ class PromptBuilder:
     ) -> list[Message]:
         finished = [t for t in trials if t.state.is_finished()]
         pending = [
-            t for t in trials
+            t
+            for t in trials
             if t.state in (TrialState.RUNNING, TrialState.WAITING)
             and t.number != current_trial_number
             and (t.params or t.system_attrs.get(PROPOSAL_ATTR))
@@ -192,8 +199,10 @@ class PromptBuilder:
         finished: Sequence[FrozenTrial],
         pending: Sequence[FrozenTrial],
     ) -> str:
-        counts = {s: sum(t.state == s for t in finished) for s in
-                  (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        counts = {
+            s: sum(t.state == s for t in finished)
+            for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        }
         problem = self.settings.problem.strip() or "(no description given)"
         return (
             f"Problem: {problem}\n"
@@ -214,19 +223,27 @@ class PromptBuilder:
         lines = []
         if fixed_params:
             fixed = json.dumps({k: _jsonable(v) for k, v in fixed_params.items()})
-            lines.append(f"The current trial already uses {fixed}; choose only the remaining "
-                         "parameter(s) below to go with it.")
+            lines.append(
+                f"The current trial already uses {fixed}; choose only the remaining "
+                "parameter(s) below to go with it."
+            )
         if n_configs == 1:
-            lines.append("Propose the next configuration to evaluate: one likely to improve on "
-                         "the best so far and different from every configuration above.")
+            lines.append(
+                "Propose the next configuration to evaluate: one likely to improve on "
+                "the best so far and different from every configuration above."
+            )
             shape = f'{{"rationale": "<why>", "config": {{{names}}}}}'
         else:
-            lines.append(f"Propose {n_configs} different configurations to evaluate first, "
-                         "spread over the promising region, none repeating another.")
+            lines.append(
+                f"Propose {n_configs} different configurations to evaluate first, "
+                "spread over the promising region, none repeating another."
+            )
             shape = f'{{"rationale": "<why>", "configs": [{{{names}}}, ...]}}'
         if self.settings.chain_of_thought:
-            lines.append("First reason step by step in \"rationale\" (what the results so far "
-                         "suggest and why), then give the configuration.")
+            lines.append(
+                'First reason step by step in "rationale" (what the results so far '
+                "suggest and why), then give the configuration."
+            )
         else:
             lines.append('"rationale" is one short sentence saying why.')
         lines.append(f"Every value must respect its range and type. Reply with JSON only: {shape}")
@@ -264,20 +281,20 @@ class PromptBuilder:
         parts = [header]
         if finished:
             shown = select_history(finished, directions, n_best, n_recent)
-            title = (f"Results so far (best {n_best} and latest {n_recent} of {len(finished)} "
-                     "finished trials, as #trial config -> value):"
-                     if len(shown) < len(finished)
-                     else "Results so far (#trial config -> value):")
+            title = (
+                f"Results so far (best {n_best} and latest {n_recent} of {len(finished)} "
+                "finished trials, as #trial config -> value):"
+                if len(shown) < len(finished)
+                else "Results so far (#trial config -> value):"
+            )
             parts.append(title + "\n" + "\n".join(format_trial(t) for t in shown))
         else:
             parts.append("No results yet: this is the first configuration.")
         if pending:
-            shown_pending = sorted(pending, key=lambda t: t.number)[-self.settings.n_pending:]
+            shown_pending = sorted(pending, key=lambda t: t.number)[-self.settings.n_pending :]
             parts.append(
                 "Being evaluated right now by other workers (do not propose these again):\n"
-                + "\n".join(
-                    f"#{t.number} {json.dumps(_pending_params(t))}" for t in shown_pending
-                )
+                + "\n".join(f"#{t.number} {json.dumps(_pending_params(t))}" for t in shown_pending)
             )
         parts.append(ask)
         return "\n\n".join(parts)
@@ -300,9 +317,11 @@ class PromptBuilder:
             follow = f"Result of trial #{trial.number}: {format_outcome(trial)}."
             if i == len(turns) - 1:
                 if pending:
-                    follow += "\nBeing evaluated right now by other workers (do not propose " \
-                              "these again): " + "; ".join(
-                                  json.dumps(_pending_params(t)) for t in pending)
+                    follow += (
+                        "\nBeing evaluated right now by other workers (do not propose "
+                        "these again): "
+                        + "; ".join(json.dumps(_pending_params(t)) for t in pending)
+                    )
                 follow += "\n" + ask
             else:
                 follow += " Propose the next configuration."

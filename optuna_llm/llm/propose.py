@@ -102,10 +102,13 @@ def propose(
             raise ProposalFailed("token budget exhausted")
         wanted = n_configs - len(accepted)
         try:
-            result = client.chat(conversation, json_schema=schema,
-                                 temperature=retry_temperature(temperature, attempt),
-                                 max_tokens=max_tokens or 256 + 192 * wanted,
-                                 seed=None if seed is None else seed + attempt)
+            result = client.chat(
+                conversation,
+                json_schema=schema,
+                temperature=retry_temperature(temperature, attempt),
+                max_tokens=max_tokens or 256 + 192 * wanted,
+                seed=None if seed is None else seed + attempt,
+            )
         except (CacheMissError, LLMUnavailableError):
             raise
         except Exception as exc:  # transport: the openai client already retried
@@ -116,8 +119,7 @@ def propose(
         log.completion_tokens += result.completion_tokens
         log.messages, log.answer = conversation, result.text
         try:
-            new, problems = _read_answer(result.text, search_space, n_configs, forbidden,
-                                         accepted)
+            new, problems = _read_answer(result.text, search_space, n_configs, forbidden, accepted)
         except InvalidAnswer as exc:
             new, problems = [], [str(exc)]
         accepted.extend(new)
@@ -130,11 +132,14 @@ def propose(
         conversation = [
             *conversation,
             {"role": "assistant", "content": _clip(result.text, _MAX_ECHO)},
-            {"role": "user", "content": (
-                f"That answer could not be used: {_clip(feedback, _MAX_ECHO)}. "
-                + (f"Propose {still} more different configuration(s). " if accepted else "")
-                + "Reply again with JSON only, in the same format."
-            )},
+            {
+                "role": "user",
+                "content": (
+                    f"That answer could not be used: {_clip(feedback, _MAX_ECHO)}. "
+                    + (f"Propose {still} more different configuration(s). " if accepted else "")
+                    + "Reply again with JSON only, in the same format."
+                ),
+            },
         ]
     if accepted:
         return accepted

@@ -105,8 +105,9 @@ def _numeric(
     is_int = isinstance(distribution, IntDistribution)
     notes: list[str] = []
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
-        raise InvalidAnswer(f"expected a number in [{distribution.low}, {distribution.high}], "
-                            f"got {_shorten(value)}")
+        raise InvalidAnswer(
+            f"expected a number in [{distribution.low}, {distribution.high}], got {_shorten(value)}"
+        )
     if isinstance(value, str):
         try:
             number = float(value.strip())
@@ -116,8 +117,10 @@ def _numeric(
     else:
         number = float(value)
     if not math.isfinite(number):
-        raise InvalidAnswer(f"{number} is not a finite number; choose a value in "
-                            f"[{distribution.low}, {distribution.high}]")
+        raise InvalidAnswer(
+            f"{number} is not a finite number; choose a value in "
+            f"[{distribution.low}, {distribution.high}]"
+        )
     low, high = distribution.low, distribution.high
     if number < low or number > high:
         notes.append(f"clipped {number:g} into [{low}, {high}]")

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ALPACA_FILE = "alpaca_data_cleaned_archive.json"
-ALPACA_URL = "https://raw.githubusercontent.com/tloen/alpaca-lora/main/alpaca_data_cleaned_archive.json"
+ALPACA_URL = (
+    "https://raw.githubusercontent.com/tloen/alpaca-lora/main/alpaca_data_cleaned_archive.json"
+)
 
 LORA_PARAMS = ("lora_r", "lora_alpha", "lora_dropout")
 """Search-space names passed as ``--lora_*`` flags."""

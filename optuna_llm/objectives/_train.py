@@ -95,9 +95,7 @@ def make_optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Optim
 
 
 class _Batches:
-    def __init__(
-        self, data: ImageData, device: torch.device, channels_last: bool
-    ) -> None:
+    def __init__(self, data: ImageData, device: torch.device, channels_last: bool) -> None:
         self.device = device
         self.mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(data.std, device=device).view(1, -1, 1, 1)

@@ -88,7 +88,7 @@ TOY_REGRESSION = CodeTask(
 
 _SYSTEM = (
     "You are an expert machine-learning engineer. You write complete, runnable Python "
-    "modules. Answer with JSON: {\"rationale\": short reason, \"code\": the whole module}."
+    'modules. Answer with JSON: {"rationale": short reason, "code": the whole module}.'
 )
 
 

