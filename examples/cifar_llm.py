@@ -13,7 +13,8 @@ import argparse
 
 import optuna
 
-from optuna_llm.objectives import ImageClassificationObjective, best_so_far_curve, plot_curves
+from optuna_llm.analysis import best_so_far_curve, plot_curves
+from optuna_llm.objectives import ImageClassificationObjective
 from optuna_llm.samplers import LLMSampler
 
 

@@ -10,9 +10,9 @@ On GPUs (after `litgpt download meta-llama/Llama-3.2-3B --checkpoint_dir checkpo
     python examples/finetune_lora.py --devices 4 --n-trials 50
 
 On a CPU, in a minute, with a tiny random-initialised model and local data built on the fly
-(tests/shims holds the torchvision workaround CPU-only machines need to import lightning):
+(tests/helpers/shims holds the torchvision workaround CPU-only machines need to import lightning):
 
-    PYTHONPATH=tests/shims:tests python examples/finetune_lora.py --tiny
+    PYTHONPATH=tests/helpers/shims:tests/helpers python examples/finetune_lora.py --tiny
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.tiny:
-        import tiny_llm  # tests/tiny_llm.py
+        import tiny_llm  # tests/helpers/tiny_llm.py
 
         setup = tiny_llm.build(Path(tempfile.mkdtemp(prefix="tiny_llm_")))
         objective = LoRAFinetuneObjective(

@@ -56,9 +56,9 @@ def postgres_url() -> Iterator[str]:
         conn.close()
 
 
-# The torchvision workaround for CPU-only machines (see tests/shims/sitecustomize.py): active in
-# this process and, through PYTHONPATH, in every subprocess the tests start.
-_SHIMS = os.path.join(os.path.dirname(__file__), "shims")
+# The torchvision workaround for CPU-only machines (see tests/helpers/shims/sitecustomize.py):
+# active in this process and, through PYTHONPATH, in every subprocess the tests start.
+_SHIMS = os.path.join(os.path.dirname(__file__), "helpers", "shims")
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (_SHIMS, os.environ.get("PYTHONPATH", "")) if p
 )

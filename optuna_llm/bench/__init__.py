@@ -11,8 +11,8 @@ Example:
 
 from __future__ import annotations
 
+from optuna_llm.analysis.bench_report import headline_rows, markdown_table, write_report
 from optuna_llm.bench._presets import PRESETS, Preset
-from optuna_llm.bench._report import headline_rows, markdown_table, write_report
 from optuna_llm.bench._runner import RunKey, load_records, make_keys, run_all, run_one
 from optuna_llm.bench._tasks import SUITES, expand_tasks, get_task
 

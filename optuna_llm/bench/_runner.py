@@ -30,11 +30,11 @@ import numpy as np
 import optuna
 
 from optuna_llm._attrs import SOURCE
-from optuna_llm.bench._stats import chosen_regret_curve
+from optuna_llm.analysis.stats import chosen_regret_curve
 from optuna_llm.bench._tasks import Task, get_task
+from optuna_llm.samplers._factory import LLM_SAMPLERS
 
 NOISE_LOW, NOISE_HIGH = 0.9, 1.1
-LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
 
 
 @dataclass(frozen=True, order=True)

@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument(
         "--results",
-        default="bench-results.jsonl",
+        default="results.jsonl",
         help="JSON-lines results file, appended to and resumed from",
     )
     p.add_argument(
@@ -100,7 +100,7 @@ def _kwargs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if v
     }
     if llm:
-        from optuna_llm.bench._runner import LLM_SAMPLERS
+        from optuna_llm.samplers._factory import LLM_SAMPLERS
 
         for name in LLM_SAMPLERS:
             target = extra.setdefault(name, {})
@@ -113,8 +113,8 @@ def _kwargs(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def main(args: argparse.Namespace) -> int:
+    from optuna_llm.analysis.bench_report import write_report
     from optuna_llm.bench._presets import PRESETS
-    from optuna_llm.bench._report import write_report
     from optuna_llm.bench._runner import ResultsFile, load_records, make_keys, run_all
     from optuna_llm.bench._tasks import expand_tasks
     from optuna_llm.samplers._factory import SAMPLERS

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from optuna_llm.report import write_report
+    from optuna_llm.analysis.study_report import write_report
     from optuna_llm.storage import normalize_url
 
     storage: Any = normalize_url(args.storage)

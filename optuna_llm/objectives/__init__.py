@@ -1,5 +1,5 @@
 """Objectives to tune: image classification (CIFAR-10 ResNet-9/ViT, digits), toy functions
-with known optima, best-so-far bootstrap analysis, and code as a hyperparameter.
+with known optima, and code as a hyperparameter (analysis lives in :mod:`optuna_llm.analysis`).
 
 Imports are lazy: ``import optuna_llm.objectives`` does not import torch.
 
@@ -16,13 +16,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optuna_llm.objectives.bootstrap import (
-        BestSoFarCurve,
-        best_so_far_curve,
-        plot_curves,
-        random_search_curve,
-        sequential_curve,
-    )
     from optuna_llm.objectives.image_classification import (
         DEFAULT_SEARCH_SPACE,
         ImageClassificationObjective,
@@ -31,11 +24,6 @@ if TYPE_CHECKING:
     from optuna_llm.objectives.toy import TOY_FUNCTIONS, ToyFunction, make_quadratic
 
 _LAZY = {
-    "BestSoFarCurve": "optuna_llm.objectives.bootstrap",
-    "best_so_far_curve": "optuna_llm.objectives.bootstrap",
-    "plot_curves": "optuna_llm.objectives.bootstrap",
-    "random_search_curve": "optuna_llm.objectives.bootstrap",
-    "sequential_curve": "optuna_llm.objectives.bootstrap",
     "ImageClassificationObjective": "optuna_llm.objectives.image_classification",
     "DEFAULT_SEARCH_SPACE": "optuna_llm.objectives.image_classification",
     "load_search_space": "optuna_llm.objectives.image_classification",
@@ -47,15 +35,10 @@ _LAZY = {
 __all__ = [
     "DEFAULT_SEARCH_SPACE",
     "TOY_FUNCTIONS",
-    "BestSoFarCurve",
     "ImageClassificationObjective",
     "ToyFunction",
-    "best_so_far_curve",
     "load_search_space",
     "make_quadratic",
-    "plot_curves",
-    "random_search_curve",
-    "sequential_curve",
 ]
 
 

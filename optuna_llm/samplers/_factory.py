@@ -75,6 +75,10 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
 }
 
 
+LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
+"""The names in :data:`SAMPLERS` whose samplers call an LLM."""
+
+
 def make_sampler(
     name: str, *, seed: int | None = None, **kwargs: Any
 ) -> optuna.samplers.BaseSampler:

@@ -1,0 +1,110 @@
+"""Prompt tokens per proposal at 10, 100 and 1000 finished trials (compressed vs chat), and
+seconds per proposal with the embedded Gemma model. Prints a Markdown table.
+
+    .venv/bin/python scripts/llm_prompt_size.py [--proposals 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from optuna_llm.llm.client import make_client
+from optuna_llm.llm.embedded import EmbeddedLlamaClient
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
+from optuna_llm.objectives._suggest import suggest
+from optuna_llm.samplers import LLMSampler
+
+SPACE = {
+    "optimizer": CategoricalDistribution(["adam", "sgd"]),
+    "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+    "train_batch_size": CategoricalDistribution([32, 64, 128, 256, 512]),
+    "weight_decay": FloatDistribution(1e-5, 1e-1, log=True),
+    "label_smoothing": FloatDistribution(0.0, 0.2),
+}
+PROBLEM = "ResNet-9 on CIFAR-10; minimise the validation error after 10 epochs."
+
+
+def study_with(n: int, seed: int = 0) -> optuna.Study:
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study()
+    trials = []
+    for _ in range(n):
+        params = {
+            "optimizer": str(rng.choice(["adam", "sgd"])),
+            "learning_rate": float(10 ** rng.uniform(-4, -1)),
+            "train_batch_size": int(rng.choice([32, 64, 128, 256, 512])),
+            "weight_decay": float(10 ** rng.uniform(-5, -1)),
+            "label_smoothing": float(rng.uniform(0, 0.2)),
+        }
+        trials.append(
+            optuna.trial.create_trial(
+                params=params, distributions=SPACE, value=float(rng.uniform(0.05, 0.9))
+            )
+        )
+    study.add_trials(trials)
+    return study
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--proposals", type=int, default=5)
+    parser.add_argument("--skip-tokens", action="store_true")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    client = EmbeddedLlamaClient()
+    if not args.skip_tokens:
+        print_token_table(client)
+    print_speed_table(args.proposals)
+
+
+def print_token_table(client: EmbeddedLlamaClient) -> None:
+    print("| finished trials | compressed: prompt tokens | chat: prompt tokens |")
+    print("|---:|---:|---:|")
+    for n in (10, 100, 1000):
+        study = study_with(n)
+        row = []
+        for history in ("compressed", "chat"):
+            builder = PromptBuilder(PromptSettings(problem=PROBLEM, history=history))
+            messages = builder.build(SPACE, study.trials, study.directions, None)
+            text = "".join(m["content"] for m in messages)
+            row.append(client.count_tokens(text))
+        print(f"| {n} | {row[0]:,} | {row[1]:,} |")
+    print()
+
+
+def print_speed_table(proposals: int) -> None:
+    print(
+        "| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
+        "LLM calls per proposal (mean) | sources |"
+    )
+    print("|---|---:|---:|---|")
+    for history in ("compressed", "chat"):
+        study = study_with(10)
+        sampler = LLMSampler(
+            PROBLEM, client=make_client(), history=history, search_space=SPACE, seed=0
+        )
+        study.sampler = sampler
+        seconds, calls = [], []
+        for _ in range(proposals):
+            t0 = time.perf_counter()
+            trial = study.ask()
+            for name, dist in SPACE.items():  # relative sampling happens at the first suggest
+                suggest(trial, name, dist)
+            seconds.append(time.perf_counter() - t0)
+            calls.append(study._storage.get_trial(trial._trial_id).user_attrs.get("llm_calls", 0))
+            study.tell(trial, 0.5)
+        sources = [t.user_attrs.get("source") for t in study.trials[10:]]
+        print(
+            f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
+            f"{', '.join(sorted(set(map(str, sources))))} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
