@@ -12,13 +12,63 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+# -- user attrs: what optuna-dashboard shows ---------------------------------------------------
+
 SOURCE = "source"
-"""User attr: who chose the parameters (``llm``, ``llm-repaired``, ``fallback:<sampler>``,
-``soo``, ``bamsoo``, ``lhs``, or the base sampler's name)."""
+"""Who chose the parameters (``llm``, ``llm-repaired``, ``fallback:<sampler>``, ``soo``,
+``bamsoo``, ``lhs``, or the base sampler's name)."""
 
 RATIONALE = "rationale"
+"""Why the LLM chose them, in its own words."""
+
+FALLBACK_REASON = "fallback_reason"
+"""Why a fallback sampler chose the parameters instead of the LLM or the tree."""
+
 NODE = "node"
+"""SOO/BaMSOO: the trial's node, ``"h:i"``."""
+
 DEPTH = "depth"
+"""SOO/BaMSOO: the depth ``h`` of the trial's node."""
+
+GP_ESTIMATED = "gp_estimated"
+"""BaMSOO: ``{"h:i": value}`` for the nodes this trial's call GP-estimated."""
+
+EVALUATION = "evaluation"
+"""BaMSOO: ``"evaluated"`` (the trial's own node is a real evaluation)."""
+
+LLM_PROMPT_TOKENS = "llm_prompt_tokens"
+LLM_COMPLETION_TOKENS = "llm_completion_tokens"
+LLM_CALLS = "llm_calls"
+LLM_PROMPT = "llm_prompt"
+"""The last prompt sent for this trial (clipped)."""
+LLM_ANSWER = "llm_answer"
+"""The last answer received for this trial (clipped)."""
+LLM_ERRORS = "llm_errors"
+"""Why earlier answers for this trial were refused (the last ten)."""
+LLM_REPAIRS = "llm_repairs"
+"""The near misses repaired in the accepted answer."""
+LLM_SEED_BATCH_TRIAL = "llm_seed_batch_trial"
+"""LLMSeededSampler: the trial whose worker asked for the batch this seed came from."""
+
+# -- system attrs: the samplers' own bookkeeping -----------------------------------------------
+
+PROPOSAL = "llm:proposal"
+"""The configuration a trial claimed before its parameters are written."""
+
+SEED_BATCH = "llm_seed:batch"
+"""LLMSeededSampler: the batch of seed configurations the trial's worker got from the LLM."""
+
+
+def tree_attr(tag: str, field: str) -> str:
+    """System attr of a SOO/BaMSOO trial (``tag`` = ``soo`` or ``bamsoo``): ``node`` (the
+    claimed node ``"h:i"``), ``space`` (the search-space hash), ``sweep`` (the sweep number),
+    ``est`` (BaMSOO's GP estimates).
+
+    Example:
+        >>> tree_attr("soo", "node")
+        'soo:node'
+    """
+    return f"{tag}:{field}"
 
 
 def set_user_attrs(study: optuna.Study, trial: FrozenTrial, attrs: Mapping[str, Any]) -> None:

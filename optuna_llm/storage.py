@@ -11,6 +11,8 @@ from typing import Any
 
 import optuna
 
+from optuna_llm._compat import retry_stale_trial_callback
+
 
 def normalize_url(url: str) -> str:
     """Pick the installed driver for a bare ``postgresql://`` or ``mysql://`` URL.
@@ -50,18 +52,11 @@ def make_storage(
         raise ValueError(f"--heartbeat must be 0 (off) or a number of seconds, got {heartbeat}.")
     if heartbeat == 0:
         return _rdb_storage(url)
-    try:
-        from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
-
-        callback_kw = "heartbeat_stale_trial_callback"
-    except ImportError:  # optuna < 4.9
-        from optuna.storages import RetryFailedTrialCallback as Retry
-
-        callback_kw = "failed_trial_callback"
+    callback_kw, callback = retry_stale_trial_callback(max_retry)
     kwargs: dict[str, Any] = {
         "heartbeat_interval": heartbeat,
         "grace_period": grace_period,
-        callback_kw: Retry(max_retry=max_retry),
+        callback_kw: callback,
     }
     return _rdb_storage(url, **kwargs)
 

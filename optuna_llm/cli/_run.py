@@ -296,7 +296,8 @@ def run_worker(
     here instead of being lost.
     """
     from optuna.storages import fail_stale_trials
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    from optuna_llm._compat import is_heartbeat_enabled
 
     heartbeat = is_heartbeat_enabled(study._storage)
     lock = StudyLock(study._storage, study._study_id)

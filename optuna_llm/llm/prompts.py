@@ -26,6 +26,7 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from optuna_llm._attrs import PROPOSAL
 from optuna_llm.llm.client import Message, estimate_tokens
 
 SYSTEM_PROMPT = (
@@ -182,7 +183,7 @@ class PromptBuilder:
             for t in trials
             if t.state in (TrialState.RUNNING, TrialState.WAITING)
             and t.number != current_trial_number
-            and (t.params or t.system_attrs.get(PROPOSAL_ATTR))
+            and (t.params or t.system_attrs.get(PROPOSAL))
         ]
         header = self._header(search_space, directions, metric_names, finished, pending)
         ask = self._ask(search_space, n_configs, fixed_params)
@@ -329,14 +330,10 @@ class PromptBuilder:
         return messages
 
 
-PROPOSAL_ATTR = "llm:proposal"
-"""System attr: the configuration a trial claimed before its parameters are written."""
-
-
 def _pending_params(trial: FrozenTrial) -> dict[str, Any]:
     if trial.params:
         return {k: _jsonable(v) for k, v in trial.params.items()}
-    claimed = trial.system_attrs.get(PROPOSAL_ATTR)
+    claimed = trial.system_attrs.get(PROPOSAL)
     return dict(claimed) if isinstance(claimed, dict) else {}
 
 

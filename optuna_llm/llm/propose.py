@@ -19,6 +19,14 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution
 
+from optuna_llm._attrs import (
+    LLM_ANSWER,
+    LLM_CALLS,
+    LLM_COMPLETION_TOKENS,
+    LLM_ERRORS,
+    LLM_PROMPT,
+    LLM_PROMPT_TOKENS,
+)
 from optuna_llm.llm.cache import CacheMissError
 from optuna_llm.llm.client import ChatClient, LLMUnavailableError, Message
 from optuna_llm.llm.schema import answer_schema
@@ -61,12 +69,12 @@ class ExchangeLog:
     def as_user_attrs(self) -> dict[str, Any]:
         prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages)
         return {
-            "llm_prompt_tokens": self.prompt_tokens,
-            "llm_completion_tokens": self.completion_tokens,
-            "llm_calls": self.calls,
-            "llm_prompt": _clip(prompt),
-            "llm_answer": _clip(self.answer),
-            **({"llm_errors": [_clip(e, 500) for e in self.errors[-10:]]} if self.errors else {}),
+            LLM_PROMPT_TOKENS: self.prompt_tokens,
+            LLM_COMPLETION_TOKENS: self.completion_tokens,
+            LLM_CALLS: self.calls,
+            LLM_PROMPT: _clip(prompt),
+            LLM_ANSWER: _clip(self.answer),
+            **({LLM_ERRORS: [_clip(e, 500) for e in self.errors[-10:]]} if self.errors else {}),
         }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from optuna_llm._attrs import RATIONALE, SOURCE
+from optuna_llm._attrs import LLM_COMPLETION_TOKENS, LLM_PROMPT_TOKENS, RATIONALE, SOURCE
 from optuna_llm.objectives.sandbox import SandboxResult, run_code
 
 CODE_SCHEMA: dict[str, Any] = {
@@ -181,8 +181,8 @@ class CodeObjective:
             max_tokens=self.max_tokens,
         )
         trial.set_user_attr(SOURCE, "llm")
-        trial.set_user_attr("prompt_tokens", getattr(answer, "prompt_tokens", None))
-        trial.set_user_attr("completion_tokens", getattr(answer, "completion_tokens", None))
+        trial.set_user_attr(LLM_PROMPT_TOKENS, getattr(answer, "prompt_tokens", None))
+        trial.set_user_attr(LLM_COMPLETION_TOKENS, getattr(answer, "completion_tokens", None))
         try:
             code, rationale = parse_answer(answer.text)
         except ValueError as exc:

@@ -12,18 +12,13 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import DEPTH, NODE, SOURCE
+from optuna_llm._attrs import DEPTH, EVALUATION, GP_ESTIMATED, NODE, SOURCE, tree_attr
 from optuna_llm.samplers._partition import Node, node_centre, node_key, parse_node_key
 from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler
 from optuna_llm.samplers._soo_tree import Plan, Tree
 
 if TYPE_CHECKING:
-    from optuna._gp.gp import GPRegressor
-
-GP_ESTIMATED = "gp_estimated"
-"""User attr of a BaMSOO trial: ``{"h:i": value}`` for the nodes its call GP-estimated."""
-EVALUATION = "evaluation"
-"""User attr of a BaMSOO trial: ``"evaluated"`` (its own node is a real evaluation)."""
+    from optuna_llm._compat import GPRegressor
 
 
 def confidence_width(n_decided: int, eta: float) -> float:
@@ -58,8 +53,8 @@ class _GPModel:
         is_categorical: np.ndarray,
         cache: GPRegressor | None,
     ) -> None:
-        import optuna._gp.gp as gp
-        import optuna._gp.prior as prior
+        from optuna_llm._compat import optuna_gp as gp
+        from optuna_llm._compat import optuna_gp_prior as prior
 
         self.mean = float(np.mean(y))
         self.std = max(float(np.std(y)), 1e-10)
@@ -166,7 +161,7 @@ class BaMSOOSampler(_TreeSampler):
 
     @property
     def _key_estimates(self) -> str:
-        return f"{self._tag}:est"
+        return tree_attr(self._tag, "est")
 
     def _add(
         self, tree: Tree, t: FrozenTrial, ctx: _SpaceContext, sign: float, own_record: bool

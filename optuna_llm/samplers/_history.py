@@ -14,8 +14,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import set_system_attrs
-from optuna_llm.llm.prompts import PROPOSAL_ATTR
+from optuna_llm._attrs import PROPOSAL, set_system_attrs
 
 
 def union_search_space(trials: Iterable[FrozenTrial]) -> dict[str, BaseDistribution]:
@@ -67,7 +66,7 @@ def trial_config(trial: FrozenTrial) -> dict[str, Any]:
     configuration it claimed."""
     if trial.params:
         return dict(trial.params)
-    claimed = trial.system_attrs.get(PROPOSAL_ATTR)
+    claimed = trial.system_attrs.get(PROPOSAL)
     return dict(claimed) if isinstance(claimed, dict) else {}
 
 
@@ -114,7 +113,7 @@ def claim_config(
     """Write ``params`` as this trial's claim, then re-read every trial from storage (running
     ones uncached): False if another trial has or claims the same configuration. Of two
     workers claiming at once, at least one sees the other, so no duplicate gets through."""
-    set_system_attrs(study, trial, {PROPOSAL_ATTR: jsonable_params(params)})
+    set_system_attrs(study, trial, {PROPOSAL: jsonable_params(params)})
     fresh = study._storage.get_all_trials(study._study_id, deepcopy=False)
     return (
         duplicate_of(params, fresh, exclude_number=trial.number, search_space=search_space) is None

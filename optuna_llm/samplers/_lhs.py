@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -45,6 +44,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import SOURCE, set_user_attrs
+from optuna_llm._compat import _SearchSpaceTransform
 
 _logger = optuna.logging.get_logger(__name__)
 

@@ -20,7 +20,16 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import RATIONALE, SOURCE, sampler_name, set_user_attrs
+from optuna_llm._attrs import (
+    FALLBACK_REASON,
+    LLM_COMPLETION_TOKENS,
+    LLM_PROMPT_TOKENS,
+    LLM_REPAIRS,
+    RATIONALE,
+    SOURCE,
+    sampler_name,
+    set_user_attrs,
+)
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.client import ChatClient, LLMUnavailableError, make_client
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
@@ -201,7 +210,7 @@ class LLMSampler(BaseSampler):
         state.source = proposal.source
         attrs: dict[str, Any] = {SOURCE: proposal.source, RATIONALE: proposal.rationale}
         if proposal.repairs:
-            attrs["llm_repairs"] = proposal.repairs
+            attrs[LLM_REPAIRS] = proposal.repairs
         attrs.update(state.log.as_user_attrs())
         set_user_attrs(study, trial, attrs)
         return proposal.params
@@ -247,7 +256,7 @@ class LLMSampler(BaseSampler):
             value = self._fallback.sample_independent(study, trial, param_name, param_distribution)
             source = f"fallback:{sampler_name(self._fallback)}"
             rationale = ""
-            set_user_attrs(study, trial, {"fallback_reason": str(exc)[:2000]})
+            set_user_attrs(study, trial, {FALLBACK_REASON: str(exc)[:2000]})
         worst = self._merge_source(state, source)
         attrs: dict[str, Any] = {SOURCE: worst, **state.log.as_user_attrs()}
         if rationale:
@@ -347,7 +356,7 @@ class LLMSampler(BaseSampler):
         set_user_attrs(
             study,
             trial,
-            {SOURCE: source, "fallback_reason": reason[:2000], **state.log.as_user_attrs()},
+            {SOURCE: source, FALLBACK_REASON: reason[:2000], **state.log.as_user_attrs()},
         )
         return params
 
@@ -384,7 +393,7 @@ def study_token_total(study: Study) -> int:
     total = 0
     for trial in study._storage.get_all_trials(study._study_id, deepcopy=False):
         attrs = trial.user_attrs
-        total += int(attrs.get("llm_prompt_tokens", 0)) + int(attrs.get("llm_completion_tokens", 0))
+        total += int(attrs.get(LLM_PROMPT_TOKENS, 0)) + int(attrs.get(LLM_COMPLETION_TOKENS, 0))
     return total
 
 

@@ -37,17 +37,18 @@ import math
 from typing import Any
 
 import numpy as np
-from optuna._gp.search_space import (
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    distribution_to_json,
+)
+
+from optuna_llm._compat import (
     SearchSpace,
     _normalize_one_param,
     _round_one_normalized_param,
     _ScaleType,
     _unnormalize_one_param,
-)
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    distribution_to_json,
 )
 
 Node = tuple[int, int]

@@ -17,9 +17,19 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import RATIONALE, SOURCE, sampler_name, set_system_attrs, set_user_attrs
+from optuna_llm._attrs import (
+    FALLBACK_REASON,
+    LLM_SEED_BATCH_TRIAL,
+    PROPOSAL,
+    RATIONALE,
+    SEED_BATCH,
+    SOURCE,
+    sampler_name,
+    set_system_attrs,
+    set_user_attrs,
+)
 from optuna_llm.llm.client import ChatClient, make_client
-from optuna_llm.llm.prompts import PROPOSAL_ATTR, PromptBuilder, PromptSettings
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, ProposalFailed, propose
 from optuna_llm.samplers._history import (
     claim_config,
@@ -30,9 +40,6 @@ from optuna_llm.samplers._history import (
 from optuna_llm.samplers._llm import LLMSampler
 
 _logger = logging.getLogger(__name__)
-
-BATCH_ATTR = "llm_seed:batch"
-"""System attr of the trial whose worker asked the LLM for a batch of seed configurations."""
 
 
 class LLMSeededSampler(BaseSampler):
@@ -197,7 +204,7 @@ class LLMSeededSampler(BaseSampler):
                     set_user_attrs(
                         study,
                         trial,
-                        {SOURCE: source, RATIONALE: rationale, "llm_seed_batch_trial": publisher},
+                        {SOURCE: source, RATIONALE: rationale, LLM_SEED_BATCH_TRIAL: publisher},
                     )
                     return config
                 trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
@@ -228,8 +235,8 @@ class LLMSeededSampler(BaseSampler):
         return any(
             t.number < me.number
             and t.state == TrialState.RUNNING
-            and BATCH_ATTR not in t.system_attrs
-            and PROPOSAL_ATTR not in t.system_attrs
+            and SEED_BATCH not in t.system_attrs
+            and PROPOSAL not in t.system_attrs
             and not t.params
             for t in trials
         )
@@ -242,7 +249,7 @@ class LLMSeededSampler(BaseSampler):
         search_space: dict[str, BaseDistribution],
     ) -> bool:
         taken = sum(
-            1 for t in trials if self._is_seed(t) and (t.params or PROPOSAL_ATTR in t.system_attrs)
+            1 for t in trials if self._is_seed(t) and (t.params or PROPOSAL in t.system_attrs)
         )
         wanted = max(1, self._n_seed - taken)
         log = ExchangeLog()
@@ -272,16 +279,14 @@ class LLMSeededSampler(BaseSampler):
                 max_attempts=self._max_attempts,
             )
         except ProposalFailed as exc:
-            set_user_attrs(
-                study, trial, {"fallback_reason": str(exc)[:2000], **log.as_user_attrs()}
-            )
+            set_user_attrs(study, trial, {FALLBACK_REASON: str(exc)[:2000], **log.as_user_attrs()})
             return False
         batch = {
             "configs": [jsonable_params(p.params) for p in proposals],
             "sources": [p.source for p in proposals],
             "rationale": proposals[0].rationale,
         }
-        set_system_attrs(study, trial, {BATCH_ATTR: batch})
+        set_system_attrs(study, trial, {SEED_BATCH: batch})
         set_user_attrs(study, trial, log.as_user_attrs())
         return True
 
@@ -292,7 +297,7 @@ def _stored_seeds(
     """Every stored seed configuration, oldest batch first, that fits ``search_space``."""
     seeds = []
     for trial in sorted(trials, key=lambda t: t.number):
-        batch = trial.system_attrs.get(BATCH_ATTR)
+        batch = trial.system_attrs.get(SEED_BATCH)
         if not isinstance(batch, dict):
             continue
         for config, source in zip(batch["configs"], batch["sources"], strict=True):

@@ -24,11 +24,19 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import DEPTH, NODE, SOURCE, sampler_name, set_system_attrs, set_user_attrs
+from optuna_llm._attrs import (
+    DEPTH,
+    NODE,
+    SOURCE,
+    sampler_name,
+    set_system_attrs,
+    set_user_attrs,
+    tree_attr,
+)
+from optuna_llm._compat import stale_trial_callback
 from optuna_llm.samplers._partition import (
     Node,
     UnitSpace,
@@ -53,13 +61,7 @@ _STATES = {
 def retries_stale_trials(storage: BaseStorage) -> bool:
     """Whether the storage's heartbeat hands each stale (FAIL) trial to a callback, such as
     ``RetryHeartbeatStaleTrialCallback``, which queues a retry holding the same node."""
-    if not isinstance(storage, BaseHeartbeat) or storage.get_heartbeat_interval() is None:
-        return False
-    # Optuna 4.9 renamed the getter (the old name warns); 4.2 to 4.8 have only the old one.
-    getter = getattr(storage, "get_heartbeat_stale_trial_callback", None)
-    if getter is None:
-        getter = storage.get_failed_trial_callback
-    return getter() is not None
+    return stale_trial_callback(storage) is not None
 
 
 class _SpaceContext:
@@ -157,15 +159,15 @@ class _TreeSampler(BaseSampler):
 
     @property
     def _key_node(self) -> str:
-        return f"{self._tag}:node"
+        return tree_attr(self._tag, "node")
 
     @property
     def _key_space(self) -> str:
-        return f"{self._tag}:space"
+        return tree_attr(self._tag, "space")
 
     @property
     def _key_sweep(self) -> str:
-        return f"{self._tag}:sweep"
+        return tree_attr(self._tag, "sweep")
 
     def _check_single_objective(self, study: Study) -> None:
         if len(study.directions) > 1:
