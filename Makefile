@@ -22,12 +22,12 @@ demo: venv
 	$(VENV)/bin/optuna-llm demo
 
 test: venv
-	$(PY) -m ruff check optuna_llm tests examples
+	$(PY) -m ruff check optuna_llm tests examples optunahub
 	$(PY) -m mypy optuna_llm
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q -ra tests
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q -ra tests optunahub
 
 lint: venv
-	$(PY) -m ruff check optuna_llm tests examples
+	$(PY) -m ruff check optuna_llm tests examples optunahub
 	$(PY) -m mypy optuna_llm
 
 clean:

@@ -27,6 +27,7 @@ from optuna._gp.search_space import (
     _unnormalize_one_param,
 )
 from optuna._transform import _SearchSpaceTransform
+from optuna.artifacts._protocol import ArtifactStore  # the store type; optuna does not export it
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
@@ -36,6 +37,7 @@ OPTUNA_VERSION: tuple[int, ...] = tuple(
 
 __all__ = [
     "OPTUNA_VERSION",
+    "ArtifactStore",
     "BaseHeartbeat",
     "GPRegressor",
     "SearchSpace",

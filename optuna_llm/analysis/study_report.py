@@ -15,9 +15,19 @@ axis, plus their best-so-far curves overlaid). ``index.html`` links everything a
 ``summary.json`` holds each study's best trial, trial counts and trials per ``source``.
 Multi-objective studies are plotted on their first objective.
 
+Every colour in every figure has a legend entry (or a colour bar), and the HTML pages of a
+report folder share one copy of plotly's script.
+
 Example:
+    >>> import tempfile
+    >>> import optuna
     >>> from optuna_llm.analysis.study_report import write_report
-    >>> paths = write_report("sqlite:///runs.db", ["branin-tpe", "branin-lhs"], "report/")
+    >>> storage = optuna.storages.InMemoryStorage()
+    >>> study = optuna.create_study(storage=storage, study_name="demo")
+    >>> study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2, n_trials=4)
+    >>> paths = write_report(storage, ["demo"], tempfile.mkdtemp(), formats=["png"])
+    >>> sorted(p.name for p in paths)[:2]
+    ['demo_history.png', 'demo_importances.png']
 """
 
 from __future__ import annotations
@@ -51,6 +61,22 @@ STUDY_FIGURES = (
 """Figures written for each study (each as ``<study>_<figure>.png`` and ``.html``)."""
 
 NO_SOURCE = "(no source)"
+
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)  # matplotlib's tab10, so a source has one colour in PNG and HTML alike
+_ORDER_COLOUR = "#b3b3b3"  # the grey line joining a parameter's values in trial order
+PLOTLY_JS = "plotly.min.js"
+"""The one copy of plotly's script in a report folder, shared by every HTML page there."""
 
 
 @dataclass
@@ -137,18 +163,25 @@ def _mpl_figure(n_panels: int, *, sharey: bool = False, width: float = 4.0) -> t
     return fig, axes[:n_panels]
 
 
-def _source_colours(sources: Sequence[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {s: cmap(i % 10) for i, s in enumerate(sorted(set(sources)))}
+def _source_colours(sources: Sequence[str]) -> dict[str, str]:
+    """One colour per source (sorted), the same in the PNG and the HTML figures."""
+    return {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(sorted(set(sources)))}
 
 
-def _png_score_evolution(data: StudyData, path: Path) -> None:
+def _source_handles(colours: dict[str, str]) -> list[Any]:
+    """Legend entries for points coloured by source."""
+    from matplotlib.lines import Line2D
+
+    return [
+        Line2D([], [], marker="o", linestyle="", color=colour, label=src)
+        for src, colour in colours.items()
+    ]
+
+
+def _png_score_evolution(data: StudyData) -> Any:
     fig, (ax,) = _mpl_figure(1, width=7.0)
     sources = data.sources
-    colours = _source_colours(sources)
-    for src, colour in colours.items():
+    for src, colour in _source_colours(sources).items():
         mask = np.array([s == src for s in sources])
         ax.scatter(data.numbers[mask], data.values[mask], s=18, color=colour, label=src)
     ax.step(
@@ -157,11 +190,14 @@ def _png_score_evolution(data: StudyData, path: Path) -> None:
     ax.set_xlabel("trial")
     ax.set_ylabel(data.value_label)
     ax.set_title(f"{data.name}: score evolution")
-    ax.legend(fontsize="small")
-    fig.savefig(path, dpi=110)
+    ax.legend(fontsize="small", title="source")
+    return fig
 
 
-def _png_params(data: StudyData, path: Path, *, by_param: bool) -> None:
+def _png_params(data: StudyData, *, by_param: bool) -> Any:
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     names = list(data.distributions)
     fig, axes = _mpl_figure(max(len(names), 1), sharey=by_param)
     colours = _source_colours(data.sources)
@@ -183,51 +219,68 @@ def _png_params(data: StudyData, path: Path, *, by_param: bool) -> None:
             if _is_log(dist):
                 ax.set_xscale("log")
         else:
-            ax.plot([r[0] for r in rows], xs, color="0.7", lw=0.8, zorder=1)
+            ax.plot([r[0] for r in rows], xs, color=_ORDER_COLOUR, lw=0.8, zorder=1)
             ax.scatter([r[0] for r in rows], xs, s=16, c=cs, zorder=2)
             ax.set_xlabel("trial")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(name)
             axis = ax.yaxis
             if _is_log(dist):
                 ax.set_yscale("log")
         if labels is not None:
             axis.set_ticks(range(len(labels)), labels)
+    handles = _source_handles(colours)
+    if not by_param:
+        handles.append(Line2D([], [], color=_ORDER_COLOUR, lw=0.8, label="in trial order"))
+    fig.legend(handles=handles, title="source", loc="outside right upper", fontsize="small")
     title = "score by hyperparameter" if by_param else "hyperparameters over iterations"
     fig.suptitle(f"{data.name}: {title}")
-    fig.savefig(path, dpi=110)
+    return fig
 
 
-def _png_optuna(plot: Callable[..., Any], data: StudyData, path: Path) -> None:
+def _png_optuna(plot: Callable[..., Any], data: StudyData) -> Any:
     import matplotlib
-    import matplotlib.pyplot as plt
 
     # Optuna's matplotlib plots switch the global style to ggplot: keep that inside this block.
     with matplotlib.rc_context(), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         result = plot(data.study, **_target_kwargs(data))
-        axes = np.atleast_1d(result).ravel()
-        fig = axes[0].figure
-        width, height = fig.get_size_inches()
-        fig.set_size_inches(max(width, 6.4), max(height, 4.0))
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+    fig = np.atleast_1d(result).ravel()[0].figure
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(max(width, 6.4), max(height, 4.0))
+    return fig
 
 
-def _png_comparison(datas: Sequence[StudyData], path: Path) -> None:
+def _png_comparison(datas: Sequence[StudyData]) -> Any:
     fig, axes = _mpl_figure(len(datas) + 1, sharey=True)
-    for ax, data in zip(axes[:-1], datas, strict=True):
-        ax.scatter(data.numbers, data.values, s=14, color="tab:blue", alpha=0.7)
-        ax.step(data.numbers, data.best_so_far, where="post", color="black", lw=1.5)
+    for i, (ax, data) in enumerate(zip(axes[:-1], datas, strict=True)):
+        colour = _PALETTE[i % len(_PALETTE)]
+        ax.scatter(data.numbers, data.values, s=14, color=colour, alpha=0.5, label="trial value")
+        ax.step(
+            data.numbers,
+            data.best_so_far,
+            where="post",
+            color=colour,
+            lw=1.5,
+            label="best so far",
+        )
         ax.set_title(data.name)
         ax.set_xlabel("trial")
+        ax.legend(fontsize="small")
     axes[0].set_ylabel(datas[0].value_label)
     ax = axes[-1]
-    for data in datas:
-        ax.step(np.arange(len(data.trials)), data.best_so_far, where="post", label=data.name)
+    for i, data in enumerate(datas):
+        ax.step(
+            np.arange(len(data.trials)),
+            data.best_so_far,
+            where="post",
+            color=_PALETTE[i % len(_PALETTE)],
+            label=data.name,
+        )
     ax.set_title("best so far")
     ax.set_xlabel("completed trials")
     ax.legend(fontsize="small")
-    fig.savefig(path, dpi=110)
+    return fig
 
 
 # --- plotly (HTML) ----------------------------------------------------------------------------
@@ -238,7 +291,7 @@ def _html_score_evolution(data: StudyData) -> Any:
 
     fig = go.Figure()
     sources = data.sources
-    for src in sorted(set(sources)):
+    for src, colour in _source_colours(sources).items():
         idx = [i for i, s in enumerate(sources) if s == src]
         fig.add_trace(
             go.Scatter(
@@ -246,6 +299,7 @@ def _html_score_evolution(data: StudyData) -> Any:
                 y=data.values[idx],
                 mode="markers",
                 name=src,
+                marker={"color": colour},
                 hovertext=[_hover(data.trials[i]) for i in idx],
             )
         )
@@ -259,7 +313,11 @@ def _html_score_evolution(data: StudyData) -> Any:
         )
     )
     fig.update_layout(
-        title=f"{data.name}: score evolution", xaxis_title="trial", yaxis_title=data.value_label
+        title=f"{data.name}: score evolution",
+        xaxis_title="trial",
+        yaxis_title=data.value_label,
+        legend_title_text="source",
+        showlegend=True,
     )
     return fig
 
@@ -280,18 +338,51 @@ def _html_params(data: StudyData, *, by_param: bool) -> Any:
     cols = min(len(names), 4)
     rows = math.ceil(len(names) / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, shared_yaxes=by_param)
+    colours = _source_colours(data.sources)
     for i, name in enumerate(data.distributions):
         r, c = divmod(i, cols)
         dist = data.distributions[name]
-        trials = [(t, v) for t, v in zip(data.trials, data.values, strict=True) if name in t.params]
-        xs, labels = _numeric(dist, [t.params[name] for t, _ in trials])
-        numbers = [t.number for t, _ in trials]
-        hover = [_hover(t) for t, _ in trials]
-        if by_param:
-            trace = go.Scatter(x=xs, y=[v for _, v in trials], mode="markers", hovertext=hover)
-        else:
-            trace = go.Scatter(x=numbers, y=xs, mode="lines+markers", hovertext=hover)
-        fig.add_trace(trace.update(showlegend=False, name=name), row=r + 1, col=c + 1)
+        rows_ = [
+            (t, v, s)
+            for t, v, s in zip(data.trials, data.values, data.sources, strict=True)
+            if name in t.params
+        ]
+        xs, labels = _numeric(dist, [t.params[name] for t, _, _ in rows_])
+        if not by_param:  # the parameter's path through the trials, behind the points
+            fig.add_trace(
+                go.Scatter(
+                    x=[t.number for t, _, _ in rows_],
+                    y=xs,
+                    mode="lines",
+                    line={"color": _ORDER_COLOUR, "width": 1},
+                    name="in trial order",
+                    legendgroup="in trial order",
+                    showlegend=i == 0,
+                    hoverinfo="skip",
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
+        for src, colour in colours.items():
+            idx = [j for j, (_, _, s) in enumerate(rows_) if s == src]
+            if not idx:
+                continue
+            x = [xs[j] for j in idx] if by_param else [rows_[j][0].number for j in idx]
+            y = [rows_[j][1] for j in idx] if by_param else [xs[j] for j in idx]
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="markers",
+                    marker={"color": colour},
+                    name=src,
+                    legendgroup=src,
+                    showlegend=i == 0,
+                    hovertext=[_hover(rows_[j][0]) for j in idx],
+                ),
+                row=r + 1,
+                col=c + 1,
+            )
         axis_update: dict[str, Any] = {"type": "log"} if _is_log(dist) else {}
         if labels is not None:
             axis_update = {"tickvals": list(range(len(labels))), "ticktext": labels}
@@ -301,7 +392,19 @@ def _html_params(data: StudyData, *, by_param: bool) -> Any:
             fig.update_xaxes(title_text="trial", row=r + 1, col=c + 1)
             fig.update_yaxes(row=r + 1, col=c + 1, **axis_update)
     title = "score by hyperparameter" if by_param else "hyperparameters over iterations"
-    fig.update_layout(title=f"{data.name}: {title}", height=320 * rows)
+    fig.update_layout(
+        title=f"{data.name}: {title}",
+        height=320 * rows,
+        legend_title_text="source",
+        showlegend=True,
+    )
+    return fig
+
+
+def _html_optuna(plot: Callable[..., Any], data: StudyData) -> Any:
+    fig = plot(data.study, **_target_kwargs(data))
+    # Plotly hides the legend of a figure with one trace (importances): show what the colour is.
+    fig.update_layout(showlegend=True)
     return fig
 
 
@@ -312,8 +415,15 @@ def _html_comparison(datas: Sequence[StudyData]) -> Any:
     titles = [d.name for d in datas] + ["best so far"]
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, shared_yaxes=True)
     for i, data in enumerate(datas):
+        colour = _PALETTE[i % len(_PALETTE)]
         fig.add_trace(
-            go.Scatter(x=data.numbers, y=data.values, mode="markers", name=f"{data.name} values"),
+            go.Scatter(
+                x=data.numbers,
+                y=data.values,
+                mode="markers",
+                name=f"{data.name} values",
+                marker={"color": colour, "opacity": 0.5},
+            ),
             row=1,
             col=i + 1,
         )
@@ -322,13 +432,13 @@ def _html_comparison(datas: Sequence[StudyData]) -> Any:
                 x=np.arange(len(data.trials)),
                 y=data.best_so_far,
                 mode="lines",
-                name=f"{data.name} best",
-                line={"shape": "hv"},
+                name=f"{data.name} best so far",
+                line={"shape": "hv", "color": colour},
             ),
             row=1,
             col=len(titles),
         )
-    fig.update_layout(title="comparison", width=380 * len(titles))
+    fig.update_layout(title="comparison", width=380 * len(titles), showlegend=True)
     return fig
 
 
@@ -340,40 +450,47 @@ def _target_kwargs(data: StudyData) -> dict[str, Any]:
 
 # --- driver -----------------------------------------------------------------------------------
 
+Figures = dict[str, tuple[Callable[[], Any], Callable[[], Any]]]
+"""Figure name -> (build the matplotlib figure, build the plotly figure)."""
 
-def _study_figures(data: StudyData) -> dict[str, tuple[Callable[[Path], None], Callable[[], Any]]]:
+
+def study_figures(data: StudyData) -> Figures:
+    """The figures of one study, by name (:data:`STUDY_FIGURES`), each as a pair of builders:
+    the matplotlib :class:`~matplotlib.figure.Figure` (PNG) and the plotly figure (HTML)."""
     import optuna.visualization as vis
     import optuna.visualization.matplotlib as vis_mpl
 
-    def optuna_html(plot: Callable[..., Any]) -> Callable[[], Any]:
-        return lambda: plot(data.study, **_target_kwargs(data))
-
     return {
         "score_evolution": (
-            lambda p: _png_score_evolution(data, p),
+            lambda: _png_score_evolution(data),
             lambda: _html_score_evolution(data),
         ),
         "score_by_param": (
-            lambda p: _png_params(data, p, by_param=True),
+            lambda: _png_params(data, by_param=True),
             lambda: _html_params(data, by_param=True),
         ),
         "params_over_iterations": (
-            lambda p: _png_params(data, p, by_param=False),
+            lambda: _png_params(data, by_param=False),
             lambda: _html_params(data, by_param=False),
         ),
         "history": (
-            lambda p: _png_optuna(vis_mpl.plot_optimization_history, data, p),
-            optuna_html(vis.plot_optimization_history),
+            lambda: _png_optuna(vis_mpl.plot_optimization_history, data),
+            lambda: _html_optuna(vis.plot_optimization_history, data),
         ),
         "importances": (
-            lambda p: _png_optuna(vis_mpl.plot_param_importances, data, p),
-            optuna_html(vis.plot_param_importances),
+            lambda: _png_optuna(vis_mpl.plot_param_importances, data),
+            lambda: _html_optuna(vis.plot_param_importances, data),
         ),
         "slice": (
-            lambda p: _png_optuna(vis_mpl.plot_slice, data, p),
-            optuna_html(vis.plot_slice),
+            lambda: _png_optuna(vis_mpl.plot_slice, data),
+            lambda: _html_optuna(vis.plot_slice, data),
         ),
     }
+
+
+def comparison_figures(datas: Sequence[StudyData]) -> Figures:
+    """The side-by-side ``comparison`` of two or more studies, as :func:`study_figures`."""
+    return {"comparison": (lambda: _png_comparison(datas), lambda: _html_comparison(datas))}
 
 
 def _use_agg_backend() -> None:
@@ -381,6 +498,15 @@ def _use_agg_backend() -> None:
 
     if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)  # Optuna's plots are pyplot figures; ours are not, and close() ignores them
 
 
 def write_report(
@@ -394,7 +520,9 @@ def write_report(
 
     Returns the paths written. A figure a study cannot have (importances need two completed
     trials with a varying parameter) is skipped and listed under ``skipped`` in
-    ``summary.json``.
+    ``summary.json``. The HTML pages of one folder share one copy of plotly's script,
+    ``plotly.min.js`` (:data:`PLOTLY_JS`), so they work offline; ``index.html`` shows every
+    figure on one page and loads that script once.
     """
     if not study_names:
         raise ValueError("Give at least one study name (--study NAME).")
@@ -413,20 +541,27 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     datas = [load_study_data(optuna.load_study(study_name=n, storage=storage)) for n in study_names]
     written: list[Path] = []
+    sections: list[_Section] = []
     summary: dict[str, Any] = {"studies": {}, "skipped": []}
 
-    def emit(stem: str, png: Callable[[Path], None], make_html: Callable[[], Any]) -> None:
+    def emit(stem: str, make_png: Callable[[], Any], make_html: Callable[[], Any]) -> None:
+        section = _Section(stem)
         try:
             if "png" in formats:
                 path = out / f"{stem}.png"
-                png(path)
+                _save_png(make_png(), path)
                 written.append(path)
+                section.png = path
             if "html" in formats:
+                fig = make_html()
                 path = out / f"{stem}.html"
-                make_html().write_html(path, include_plotlyjs="directory")
+                fig.write_html(path, include_plotlyjs=PLOTLY_JS)
                 written.append(path)
+                section.html = path
+                section.div = fig.to_html(full_html=False, include_plotlyjs=False)
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             summary["skipped"].append({"figure": stem, "reason": str(exc)})
+        sections.append(section)
 
     for data in datas:
         summary["studies"][data.name] = _summary(data)
@@ -435,19 +570,39 @@ def write_report(
                 {"figure": f"{slug(data.name)}_*", "reason": "no completed trials"}
             )
             continue
-        for figure, (png, make_html) in _study_figures(data).items():
-            emit(f"{slug(data.name)}_{figure}", png, make_html)
+        for figure, (make_png, make_html) in study_figures(data).items():
+            emit(f"{slug(data.name)}_{figure}", make_png, make_html)
     compared = [d for d in datas if d.trials]
     if len(compared) >= 2:
-        emit(
-            "comparison", lambda p: _png_comparison(compared, p), lambda: _html_comparison(compared)
-        )
+        for figure, (make_png, make_html) in comparison_figures(compared).items():
+            emit(figure, make_png, make_html)
 
+    if any(s.html for s in sections):
+        _write_plotly_js(out / PLOTLY_JS)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     written.append(out / "summary.json")
-    (out / "index.html").write_text(_index_html(written, out))
+    (out / "index.html").write_text(_index_html(sections, summary, out))
     written.append(out / "index.html")
     return written
+
+
+def _write_plotly_js(path: Path) -> None:
+    """Plotly's bundled script, written once per folder (and again only if it changed)."""
+    from plotly.offline import get_plotlyjs
+
+    script = get_plotlyjs()
+    if not path.exists() or path.read_text(encoding="utf-8") != script:
+        path.write_text(script, encoding="utf-8")
+
+
+@dataclass
+class _Section:
+    """One figure of the report: its files and its plotly ``<div>`` for ``index.html``."""
+
+    stem: str
+    png: Path | None = None
+    html: Path | None = None
+    div: str | None = None
 
 
 def _summary(data: StudyData) -> dict[str, Any]:
@@ -464,25 +619,56 @@ def _summary(data: StudyData) -> dict[str, Any]:
     return result
 
 
-def _index_html(paths: Sequence[Path], out: Path) -> str:
-    items = []
-    for path in paths:
-        rel = html.escape(path.relative_to(out).as_posix())
-        if path.suffix == ".png":
-            items.append(
-                f'<figure><img src="{rel}" style="max-width:100%">'
-                f"<figcaption>{rel}</figcaption></figure>"
-            )
-        else:
-            items.append(f'<p><a href="{rel}">{rel}</a></p>')
-    return "<!doctype html><meta charset=utf-8><title>optuna-llm report</title>\n" + "\n".join(
-        items
-    )
+def _index_html(sections: Sequence[_Section], summary: dict[str, Any], out: Path) -> str:
+    """One page with every figure: the interactive ones inline (plotly's script loaded once),
+    the PNGs otherwise, each with links to its files."""
+    esc = html.escape
+    head = [
+        "<!doctype html><meta charset=utf-8><title>optuna-llm report</title>",
+        "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}"
+        "td,th{padding:2px 8px;text-align:left}</style>",
+    ]
+    if any(s.div for s in sections):
+        head.append(f'<script charset="utf-8" src="{PLOTLY_JS}"></script>')
+    body = ["<h1>optuna-llm report</h1>", "<table><tr><th>study</th><th>trials</th>"]
+    body.append("<th>source (completed trials)</th><th>best</th></tr>")
+    for name, study in summary["studies"].items():
+        best = study.get("best")
+        best_text = f"trial {best['number']}: {best['value']:.6g}" if best else "-"
+        body.append(
+            f"<tr><td>{esc(name)}</td><td>{esc(_counts(study['trials']))}</td>"
+            f"<td>{esc(_counts(study['sources']))}</td><td>{esc(best_text)}</td></tr>"
+        )
+    body.append("</table>")
+    for item in summary["skipped"]:
+        body.append(f"<p>skipped {esc(item['figure'])}: {esc(item['reason'])}</p>")
+    for section in sections:
+        files = [p for p in (section.png, section.html) if p is not None]
+        if not files:
+            continue
+        links = " · ".join(
+            f'<a href="{esc(p.relative_to(out).as_posix())}">{esc(p.name)}</a>' for p in files
+        )
+        body.append(f"<h2>{esc(section.stem)}</h2><p>{links}</p>")
+        if section.div is not None:
+            body.append(section.div)
+        elif section.png is not None:
+            rel = esc(section.png.relative_to(out).as_posix())
+            body.append(f'<img src="{rel}" alt="{esc(section.stem)}" style="max-width:100%">')
+    return "\n".join(head + body) + "\n"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 __all__ = [
+    "PLOTLY_JS",
     "STUDY_FIGURES",
+    "Figures",
     "StudyData",
+    "comparison_figures",
     "load_study_data",
+    "study_figures",
     "write_report",
 ]
