@@ -114,6 +114,7 @@ class CaseResult:
     stuck_workers: int = 0
     kills: int = 0
     kills_in_objective: int = 0
+    db_restarts: int = 0
     crashes: int = 0
     crash_errors: list[str] = field(default_factory=list)
     worker_failures: dict[int, str] = field(default_factory=dict)
@@ -342,6 +343,7 @@ def _run_case(
                 pg.start()
                 say("  database started again")
                 db_down_since, db_done = None, True
+                result.db_restarts += 1
                 last_change = time.monotonic()
 
             if not workers and not restarts_owed:
@@ -537,7 +539,7 @@ def lhs_strata_off(trials: list[Any], n: int, blocks: int) -> int:
     off = 0
     names = sorted({name for t in trials for name in t.params})
     for name in names:
-        counts = Counter()
+        counts: Counter[int] = Counter()
         for t in trials:
             dist = t.distributions[name]
             u = (t.params[name] - dist.low) / (dist.high - dist.low)
