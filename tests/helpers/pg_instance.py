@@ -29,6 +29,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 _PREFIX = "optuna_llm_pg_"  # + owner pid + "_" + random: how stale instances are found
 
@@ -163,7 +164,7 @@ class PgInstance:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
 
-    def _admin(self):  # type: ignore[no-untyped-def]
+    def _admin(self) -> Any:
         import psycopg2
 
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres")
