@@ -1,0 +1,100 @@
+"""The fault benchmark's short version (scripts/faults.py runs 8 workers x 200 trials): per
+sampler, 3 real ``optuna-llm run`` workers x 16 trials on a PostgreSQL server of our own, one
+worker SIGKILLed inside a trial, then the database stopped for 3 s and started again. The goals
+of issue 12, one test each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers.fault_driver import SAMPLERS, CaseResult, FaultCase, run_case
+from tests.helpers.pg_instance import PgInstance
+
+pytestmark = pytest.mark.slow  # about 30-50 s a sampler on 2 busy cores
+
+# Goals the code before the issue-12 fixes misses in some runs (measured: docs/faults.md),
+# with the defect behind each; the fixes on the infra/tree/llm branches are meant to remove
+# these marks. Not strict: kills land at random moments, so a run may also meet the goal.
+PENDING = {
+    "complete": "--n-trials overshoot (StudyLock gets Optuna's _CachedStorage); a failed retry "
+    "counted as finished (cli/_run.py _budget); trials failed by OverflowError in "
+    "llm/validate.py; workers crash when the database restarts",
+    "vectors": "same --seed on every worker: the first/fallback random draws coincide (SOO, "
+    "BaMSOO, LLM-seeded TPE's TPE)",
+    "nodes": "a retry keeps a node another trial claimed after the kill (BaMSOO)",
+    "retried": "trials failed by a worker itself (OverflowError, database errors) are not "
+    "retried; a worker that dies before its trial's first heartbeat leaves it RUNNING",
+    "stuck": "a trial left RUNNING without a heartbeat (a worker crashed by the database "
+    "restart before its first beat) keeps every worker waiting",
+    "latin": "the retry of a killed LHS trial reuses its row; a row is never evaluated",
+}
+
+
+def _pending(request: pytest.FixtureRequest, goal: str) -> None:
+    request.applymarker(pytest.mark.xfail(reason=PENDING[goal], strict=False))
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgInstance]:
+    with PgInstance() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module", params=SAMPLERS)
+def result(request: pytest.FixtureRequest, pg: PgInstance) -> CaseResult:
+    case = FaultCase(
+        request.param, "kill+db", workers=3, trials=16, kill_policy="in-trial",
+        db_at=0.5, db_down=3.0, stall_timeout=30.0, final_wait=20.0, timeout=600.0,
+    )  # fmt: skip
+    return run_case(case, pg)
+
+
+def test_the_faults_happened(result: CaseResult) -> None:
+    """The benchmark did what it claims: one kill inside a trial, one database restart."""
+    assert result.kills == result.kills_in_objective == 1, result
+    assert result.db_restarts == 1, result
+    assert result.total_trials >= 1 and result.hit_trials >= 1, result
+
+
+def test_exactly_the_requested_trials_complete(
+    result: CaseResult, request: pytest.FixtureRequest
+) -> None:
+    _pending(request, "complete")
+    assert result.complete == result.requested, result.problems
+
+
+def test_no_parameter_vector_is_evaluated_twice(
+    result: CaseResult, request: pytest.FixtureRequest
+) -> None:
+    _pending(request, "vectors")
+    assert result.duplicate_vectors == 0, result.problems
+
+
+def test_no_tree_node_is_evaluated_twice(
+    result: CaseResult, request: pytest.FixtureRequest
+) -> None:
+    if result.duplicate_nodes is None:
+        pytest.skip(f"{result.sampler} has no partition tree")
+    _pending(request, "nodes")
+    assert result.duplicate_nodes == 0, result.problems
+
+
+def test_every_hit_trial_is_failed_and_retried_once(
+    result: CaseResult, request: pytest.FixtureRequest
+) -> None:
+    _pending(request, "retried")
+    assert result.hit_failed_retried_once == result.hit_trials, result.problems
+
+
+def test_no_worker_is_left_stuck(result: CaseResult, request: pytest.FixtureRequest) -> None:
+    _pending(request, "stuck")
+    assert result.stuck_workers == 0, (result.end, result.problems)
+
+
+def test_the_latin_blocks_stay_latin(result: CaseResult, request: pytest.FixtureRequest) -> None:
+    if result.lhs_strata_off is None:
+        pytest.skip(f"{result.sampler} is not a Latin hypercube")
+    _pending(request, "latin")
+    assert result.lhs_strata_off == 0, result.problems
