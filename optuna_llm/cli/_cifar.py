@@ -137,12 +137,7 @@ def register(subparsers: Any) -> None:
         "... (default: in memory, this process only)",
     )
     add_study_name(p, help="study name (default: cifar-DATASET-ARCH-MODE-seedSEED)")
-    add_sampler(
-        p,
-        default=None,
-        help="a sampler for --n-trials trials (tpe, gp, soo, bamsoo, lhs, llm, "
-        "...: see optuna-llm run --help)",
-    )
+    add_sampler(p, default=None, purpose="a sampler for --n-trials trials (--llm: llm)")
     add_heartbeat(p)
     add_llm(p, model=("--llm_model",), base_url=("--llm_base_url",), cache=("--llm_cache",))
     p.set_defaults(func=run)

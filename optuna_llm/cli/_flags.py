@@ -34,7 +34,15 @@ FLAG_PATTERN = r"--[a-z][a-z0-9]*(-[a-z0-9]+)*"
 class HelpFormatter(argparse.HelpFormatter):
     """Hides deprecated spellings, shows a flag's default once (unless its help already says
     what the default is, or there is none to show), and wraps a description paragraph by
-    paragraph, keeping indented lines (examples) as they are."""
+    paragraph, keeping indented lines (examples) as they are.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="x", formatter_class=HelpFormatter)
+        >>> _ = add_flag(parser, "--n-trials", deprecated=("--n_trials",), type=int, default=5,
+        ...              help="trials")
+        >>> print(parser.format_help().splitlines()[-1].strip())
+        --n-trials N_TRIALS  trials (default: 5)
+    """
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         import textwrap
@@ -194,8 +202,9 @@ def add_n_trials(
 
 
 def add_sampler(
-    container: Any, *, default: str | None = "tpe", help: str | None = None
+    container: Any, *, default: str | None = "tpe", purpose: str = "sampler"
 ) -> argparse.Action:
+    """``--sampler NAME``; the names come from :data:`optuna_llm.samplers._factory.SAMPLERS`."""
     from optuna_llm.samplers._factory import SAMPLERS
 
     return add_flag(
@@ -203,7 +212,7 @@ def add_sampler(
         "--sampler",
         default=default,
         metavar="NAME",
-        help=help or f"sampler: {', '.join(SAMPLERS)}",
+        help=f"{purpose}: {', '.join(SAMPLERS)}",
     )
 
 

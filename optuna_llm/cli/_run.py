@@ -37,13 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=HelpFormatter,
     )
+    # Not optuna_llm.worker: it imports _compat, hence torch, and --help must stay quick.
+    from optuna_llm.objectives.toy import TOY_FUNCTIONS
+
     add_flag(
         parser,
         "--objective",
         required=True,
         metavar="NAME",
-        help="a built-in objective (a toy function: branin, rosenbrock, ackley, himmelblau, "
-        "quadratic, quadratic<D>; or digits), module:function, or path/to/file.py:function",
+        help=f"a built-in objective ({', '.join(TOY_FUNCTIONS)}, quadratic<D>, digits), "
+        "module:function, or path/to/file.py:function",
     )
     add_flag(
         parser,

@@ -28,7 +28,13 @@ _SPLIT_SEED = 0  # the validation split is the same for every trial and every ru
 
 @dataclass
 class ImageData:
-    """Train/validation/test images (uint8, N x C x H x W) with integer labels."""
+    """Train/validation/test images (uint8, N x C x H x W) with integer labels.
+
+    Example:
+        >>> data = load_digits(max_train_samples=100)
+        >>> data.train_x.shape, data.in_channels, data.image_size, data.num_classes
+        (torch.Size([100, 1, 8, 8]), 1, 8, 10)
+    """
 
     name: str
     train_x: torch.Tensor

@@ -55,7 +55,14 @@ def _flag_value(value: Any) -> str:
 
 @dataclass
 class FinetuneCommand:
-    """Everything one ``litgpt finetune_lora`` run needs; :meth:`argv` renders the command."""
+    """Everything one ``litgpt finetune_lora`` run needs; :meth:`argv` renders the command.
+
+    Example:
+        >>> command = FinetuneCommand(Path("ckpt"), Path("out"), {"lr": 3e-4, "lora_r": 8})
+        >>> argv = command.argv("python")
+        >>> argv[:5], argv[argv.index("--lora_r") + 1]
+        (['python', '-m', 'litgpt', 'finetune_lora', 'ckpt'], '8')
+    """
 
     checkpoint_dir: Path
     out_dir: Path
@@ -300,6 +307,11 @@ class TrainingCurve:
     ``val_losses`` are ``(iter, loss)`` in file order: a validation row is attributed to the
     iteration of the training row logged just before it (the final validation, logged without a
     step, lands on the last iteration).
+
+    Example:
+        >>> curve = parse_metrics("iter,loss,val_loss\\n1,2.5,\\n2,2.0,\\n,,1.9\\n")
+        >>> curve.final_train_loss, curve.val_losses
+        (2.0, [(2, 1.9)])
     """
 
     train_losses: list[tuple[int, float]] = field(default_factory=list)

@@ -31,7 +31,12 @@ _CONV_ARCHS = {"resnet9", "cnn"}
 
 @dataclass
 class EpochResult:
-    """What ``train_and_evaluate`` tells its ``on_epoch`` callback after each epoch."""
+    """What ``train_and_evaluate`` tells its ``on_epoch`` callback after each epoch.
+
+    Example:
+        >>> EpochResult(epoch=0, train_loss=2.3, val_loss=2.1, val_error=0.8, seconds=1.5).epoch
+        0
+    """
 
     epoch: int
     train_loss: float
@@ -42,6 +47,18 @@ class EpochResult:
 
 @dataclass
 class TrainOutcome:
+    """The result of one training run (:func:`train_and_evaluate`): the final validation and
+    test metrics, whether the loss diverged, and where and how fast it ran.
+
+    Example:
+        >>> from optuna_llm.objectives._data import load_digits
+        >>> hp = {"optimizer": "adam", "learning_rate": 3e-3, "weight_decay": 0.0,
+        ...       "label_smoothing": 0.0, "train_batch_size": 64, "num_train_epochs": 1}
+        >>> outcome = train_and_evaluate(load_digits(), arch="mlp", hparams=hp, device="cpu")
+        >>> outcome.precision, 0.0 <= outcome.val_error <= 1.0
+        ('fp32', True)
+    """
+
     val_error: float
     val_loss: float
     test_error: float

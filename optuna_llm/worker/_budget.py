@@ -16,6 +16,10 @@ class Budget:
 
     ``counted``: COMPLETE, PRUNED, and FAIL trials that were not retried (a retried FAIL trial
     is replaced by its retry, which counts instead); ``running`` and ``waiting``: the rest.
+
+    Example:
+        >>> Budget(counted=10, running=2, waiting=1).taken()
+        13
     """
 
     counted: int
