@@ -1,9 +1,10 @@
 """Storages for shared studies: the right driver for a URL, heartbeats and retries on, and one
 clear line instead of a driver traceback when the URL cannot work.
 
-Every command that runs trials (``run``, ``finetune``, ``cifar``, ``demo``) builds its storage
-with :func:`make_storage`, so a study started from any of them behaves the same when a worker
-dies; ``report`` opens one with ``must_exist=True`` so that a mistyped path creates nothing.
+The commands that run workers of a shared study (``run``, ``finetune``, ``cifar``) build their
+storage with :func:`make_storage`, so a study started from any of them behaves the same when a
+worker dies; ``report`` opens one with ``must_exist=True`` so that a mistyped path creates
+nothing. (``demo`` runs one process on its own SQLite file and passes the URL to Optuna.)
 
 Example:
     >>> storage = make_storage("sqlite:///:memory:", heartbeat=0)
