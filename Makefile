@@ -1,11 +1,32 @@
 # Two commands set up a fresh machine and run: `make demo` and `make test`.
+# `make test` is also what CI runs (.ci/run), so CI proves the README's procedure.
 PYTHON ?= python3
 VENV ?= .venv
+OLDEST ?= .venv-oldest
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := requirements/constraints.txt
+LINTED := optuna_llm tests examples scripts optunahub
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: venv demo test lint bench clean
+# The fast subset that runs again on the oldest Optuna pyproject.toml claims (requirements/oldest.txt).
+OLDEST_TESTS := tests/samplers tests/worker tests/test_compat.py tests/test_imports.py
+
+# TEMPORARY, the lead removes these lists on merge.
+# Docstring examples that fail today in files of other branches (llm/tree/ui), skipped here only
+# (bench._runner's passes but writes results.jsonl into the working copy):
+DOCTEST_DESELECT_TEMPORARY := \
+	optuna_llm/analysis/__init__.py::optuna_llm.analysis \
+	optuna_llm/analysis/bench_report.py::optuna_llm.analysis.bench_report \
+	optuna_llm/analysis/study_report.py::optuna_llm.analysis.study_report \
+	optuna_llm/samplers/_partition.py::optuna_llm.samplers._partition \
+	optuna_llm/samplers/_soo.py::optuna_llm.samplers._soo.SOOSampler \
+	optuna_llm/bench/_runner.py::optuna_llm.bench._runner
+# Sampler tests that import RetryHeartbeatStaleTrialCallback (Optuna >= 4.9) directly instead of
+# through optuna_llm._compat.retry_stale_trial_callback, so they cannot load on Optuna 4.8:
+OLDEST_IGNORE_TEMPORARY := tests/samplers/test_soo.py tests/samplers/test_bamsoo.py
+
+.PHONY: venv demo test lint test-suite test-oldest services clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +42,61 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/optuna-llm demo
 
-test: venv
-	$(PY) -m ruff check optuna_llm tests examples optunahub
-	$(PY) -m mypy optuna_llm
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q -ra tests optunahub
+# Everything CI checks: lint and types, the whole suite and the docstring examples on the
+# pinned (newest) Optuna, then the fast subset on the oldest Optuna claimed.
+test: lint test-suite test-oldest
 
 lint: venv
-	$(PY) -m ruff check optuna_llm tests examples optunahub
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 	$(PY) -m mypy optuna_llm
 
+test-suite: venv services
+	$(OFFLINE) $(PY) -m pytest -q -ra tests optunahub
+	$(OFFLINE) $(PY) -m pytest -q -ra --doctest-modules optuna_llm \
+		$(addprefix --deselect ,$(DOCTEST_DESELECT_TEMPORARY))
+
+$(OLDEST)/.installed: pyproject.toml requirements/oldest.txt
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST)/bin/python -m pip install -q torch==2.13.0
+	$(OLDEST)/bin/python -m pip install -q -c requirements/oldest.txt -e '.[postgres]' \
+		optuna cmaes pytest pytest-timeout
+	touch $@
+
+test-oldest: $(OLDEST)/.installed services
+	$(OFFLINE) $(OLDEST)/bin/python -m pytest -q -ra -p no:cacheprovider \
+		-m "not slow and not llama" $(OLDEST_TESTS) \
+		$(addprefix --ignore ,$(OLDEST_IGNORE_TEMPORARY))
+
+# What the tests need from the machine: PostgreSQL up at 127.0.0.1:$(PG_PORT) (started when it
+# is installed but down) and Debian's Chromium for the dashboard test (installed when this runs
+# as root with apt-get; otherwise one line says what to run).
+PG_PORT ?= 5432
+CHROMIUM ?= /usr/bin/chromium
+PG_START := pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+services:
+	@if ! pg_isready -h 127.0.0.1 -p $(PG_PORT) -q 2>/dev/null; then \
+	  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then \
+	    echo "make test: starting PostgreSQL: $(PG_START)"; \
+	    if $(PG_START); then \
+	      for _ in $$(seq 60); do pg_isready -h 127.0.0.1 -p $(PG_PORT) -q && break; sleep 1; done; \
+	    fi; \
+	  fi; \
+	fi; \
+	pg_isready -h 127.0.0.1 -p $(PG_PORT) -q 2>/dev/null || { \
+	  echo "make test: PostgreSQL is not running at 127.0.0.1:$(PG_PORT); install and start it: apt-get install -y postgresql && $(PG_START)"; \
+	  exit 1; }
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's chromium for the dashboard test (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	      || { echo "make test: apt-get could not install chromium; run: sudo apt-get install -y chromium"; exit 1; }; \
+	  else \
+	    echo "make test: $(CHROMIUM) is missing (the dashboard test needs it); run: sudo apt-get install -y chromium"; \
+	    exit 1; \
+	  fi; \
+	fi
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(OLDEST)

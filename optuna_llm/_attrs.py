@@ -59,6 +59,67 @@ SEED_BATCH = "llm_seed:batch"
 """LLMSeededSampler: the batch of seed configurations the trial's worker got from the LLM."""
 
 
+RETRIED_TRIAL = "failed_trial"
+"""Optuna's own key (written by its stale-trial retry callback): the number of the trial a
+retry replaces. ``optuna-llm run`` counts a retried FAIL trial once, through its retry."""
+
+# -- user attrs of our objectives (optuna_llm.objectives) --------------------------------------
+
+HPARAMS = "hparams"
+"""Image classification: every hyperparameter of the run, tuned or fixed."""
+EPOCHS = "epochs"
+"""Image classification: one record per epoch (train/val loss, val error, seconds)."""
+VAL_ERROR = "val_error"
+VAL_ACCURACY = "val_accuracy"
+VAL_LOSS = "val_loss"
+"""Validation loss (image classification: cross-entropy; fine-tuning: LitGPT's last one)."""
+TEST_ERROR = "test_error"
+TEST_ACCURACY = "test_accuracy"
+TEST_LOSS = "test_loss"
+DIVERGED = "diverged"
+N_PARAMS = "n_params"
+DEVICE = "device"
+PRECISION = "precision"
+SECONDS_PER_EPOCH = "seconds_per_epoch"
+FAIL_REASON = "fail_reason"
+"""Why a fine-tuning trial failed (Optuna keeps no reason itself)."""
+HOST = "host"
+TRIAL_DIR = "trial_dir"
+TRAIN_LOSS = "train_loss"
+LORA_CHECKPOINT = "lora_checkpoint"
+HF_DIR = "hf_dir"
+FINETUNE_LOG = "finetune_log"
+EVAL_LOG = "eval_log"
+TIME_FINETUNE_S = "time_finetune_s"
+TIME_EVAL_STAGE_S = "time_eval_stage_s"
+TIME_CONVERT_S = "time_convert_s"
+TIME_EVAL_S = "time_eval_s"
+CODE = "code"
+"""Code as a hyperparameter: the module the LLM wrote."""
+CODE_ERROR = "error"
+"""Code as a hyperparameter: why the code failed (its traceback's tail)."""
+SANDBOX = "sandbox"
+"""Code as a hyperparameter: the sandbox's verdict."""
+SECONDS = "seconds"
+"""Code as a hyperparameter: how long the sandbox ran."""
+
+
+def task_score_attr(task: str, metric: str) -> str:
+    """Fine-tuning: the user attr of one lm-eval score, ``<task>_<metric>``.
+
+    Example:
+        >>> task_score_attr("hellaswag", "acc_norm")
+        'hellaswag_acc_norm'
+    """
+    return f"{task}_{metric}"
+
+
+# -- study user attrs --------------------------------------------------------------------------
+
+STUDY_PROBLEM = "problem"
+"""The problem description an LLM sampler was given (``optuna-llm cifar``)."""
+
+
 def tree_attr(tag: str, field: str) -> str:
     """System attr of a SOO/BaMSOO trial (``tag`` = ``soo`` or ``bamsoo``): ``node`` (the
     claimed node ``"h:i"``), ``space`` (the search-space hash), ``sweep`` (the sweep number),

@@ -1,11 +1,22 @@
-"""Storages for shared studies: the right driver for a URL, heartbeats and retries on.
+"""Storages for shared studies: the right driver for a URL, heartbeats and retries on, and one
+clear line instead of a driver traceback when the URL cannot work.
 
-Used by every command that runs trials (``run``, ``finetune``, ``cifar``) so that a study
-started from any of them behaves the same when a worker dies.
+The commands that run workers of a shared study (``run``, ``finetune``, ``cifar``) build their
+storage with :func:`make_storage`, so a study started from any of them behaves the same when a
+worker dies; ``report`` opens one with ``must_exist=True`` so that a mistyped path creates
+nothing. (``demo`` runs one process on its own SQLite file and passes the URL to Optuna.)
+
+Example:
+    >>> storage = make_storage("sqlite:///:memory:", heartbeat=0)
+    >>> make_storage("foo://host/db")
+    Traceback (most recent call last):
+    ...
+    optuna_llm.storage.StorageError: Storage 'foo://host/db' names an unknown database ...
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -13,12 +24,25 @@ import optuna
 
 from optuna_llm._compat import retry_stale_trial_callback
 
+EXAMPLES = (
+    "postgresql://user@host/db, mysql+pymysql://user@host/db, sqlite:///study.db, or a "
+    "journal file ending in .log"
+)
+
+
+class StorageError(ValueError):
+    """A storage URL that cannot work, with a one-line message that says how to fix it."""
+
 
 def normalize_url(url: str) -> str:
     """Pick the installed driver for a bare ``postgresql://`` or ``mysql://`` URL.
 
     SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3 and ``mysql://`` to mysqlclient; the
     ``postgres``/``mysql`` extras install psycopg2 and PyMySQL.
+
+    Example:
+        >>> normalize_url("sqlite:///x.db")
+        'sqlite:///x.db'
     """
     import importlib.util
 
@@ -33,23 +57,29 @@ def normalize_url(url: str) -> str:
 
 
 def make_storage(
-    url: str, *, heartbeat: int = 60, grace_period: int | None = None, max_retry: int = 3
+    url: str,
+    *,
+    heartbeat: int = 60,
+    grace_period: int | None = None,
+    max_retry: int = 3,
+    must_exist: bool = False,
 ) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeat and retry of dead workers' trials, or a journal file."""
-    import optuna
+    """An RDB storage with heartbeat and retry of dead workers' trials, or a journal file.
 
+    ``heartbeat=0`` turns heartbeats (and so the retry of a dead worker's trial) off.
+    ``must_exist`` refuses a SQLite or journal file that does not exist yet (instead of
+    creating an empty one). Raises :class:`StorageError` for a URL that cannot work.
+    """
+    if heartbeat < 0:
+        raise StorageError(
+            f"--heartbeat-interval must be 0 (off) or a number of seconds, got {heartbeat}."
+        )
     if "://" not in url:
         if url.endswith(".log"):
-            from optuna.storages.journal import JournalFileBackend
-
-            return optuna.storages.JournalStorage(JournalFileBackend(url))
-        raise ValueError(
-            f"Storage {url!r} is not a URL. Use e.g. postgresql://user@host/db, "
-            "mysql+pymysql://user@host/db, sqlite:///study.db, or a journal file ending in .log."
-        )
+            return _journal_storage(url, must_exist=must_exist)
+        raise StorageError(f"Storage {url!r} is not a URL. Use {EXAMPLES}.")
     url = normalize_url(url)
-    if heartbeat < 0:
-        raise ValueError(f"--heartbeat must be 0 (off) or a number of seconds, got {heartbeat}.")
+    _check_url(url, must_exist=must_exist)
     if heartbeat == 0:
         return _rdb_storage(url)
     callback_kw, callback = retry_stale_trial_callback(max_retry)
@@ -61,10 +91,114 @@ def make_storage(
     return _rdb_storage(url, **kwargs)
 
 
+def _journal_storage(path: str, *, must_exist: bool) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise StorageError(
+            f"Journal file {path!r}: folder {folder!r} does not exist; create it "
+            f"(mkdir -p {folder}) or give another path."
+        )
+    if must_exist and not os.path.isfile(path):
+        raise StorageError(f"Journal file {path!r} does not exist: check the path.")
+    return optuna.storages.JournalStorage(JournalFileBackend(path))
+
+
+def _check_url(url: str, *, must_exist: bool) -> None:
+    """Refuse, before connecting, what the URL alone shows to be wrong."""
+    import sqlalchemy.engine
+    import sqlalchemy.exc
+
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageError(
+            f"Storage {url!r} is not a valid database URL. Use {EXAMPLES}."
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise StorageError(
+            f"Storage {shown!r} names an unknown database {parsed.drivername!r}. Use {EXAMPLES}."
+        ) from None
+    except ImportError as exc:
+        driver = exc.name or parsed.drivername
+        bundled = {
+            "postgresql": "pip install 'optuna-llm[postgres]' and use postgresql+psycopg2://",
+            "mysql": "pip install 'optuna-llm[mysql]' and use mysql+pymysql://",
+        }.get(parsed.get_backend_name())
+        fix = f"pip install {driver}" + (f", or {bundled}" if bundled else "")
+        raise StorageError(
+            f"Storage {shown!r} needs the database driver {driver!r}, which is not installed: "
+            f"{fix}."
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = str(parsed.database)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise StorageError(
+                f"SQLite database {path!r}: folder {folder!r} does not exist; create it "
+                f"(mkdir -p {folder}) or give another path."
+            )
+        if must_exist and not os.path.isfile(path):
+            raise StorageError(
+                f"SQLite database {path!r} does not exist: check the path (nothing was created)."
+            )
+
+
+def _connection_error(url: str, exc: BaseException) -> StorageError | None:
+    """A one-line explanation of a failed connection, or ``None`` if it is not one."""
+    import sqlalchemy.engine
+
+    parsed = sqlalchemy.engine.make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    text = str(getattr(exc, "orig", None) or exc)
+    lowered = text.lower()
+    where = f"{parsed.host or 'localhost'}:{parsed.port or _DEFAULT_PORTS.get(backend, '')}"
+    name = parsed.database
+    if ("does not exist" in lowered and "database" in lowered) or "unknown database" in lowered:
+        create = {
+            "postgresql": f"createdb -h {parsed.host or 'localhost'} -p "
+            f"{parsed.port or 5432} -U {parsed.username or 'postgres'} {name}",
+            "mysql": f"mysql -h {parsed.host or 'localhost'} -P {parsed.port or 3306} -u "
+            f"{parsed.username or 'root'} -e 'CREATE DATABASE {name}'",
+        }.get(backend, f"create the database {name!r}")
+        return StorageError(
+            f"Database {name!r} does not exist on {where} ({shown}). Create it once with "
+            f"`{create}` (Optuna creates its tables), or fix the name in the URL."
+        )
+    if "connection refused" in lowered or "can't connect" in lowered:
+        return StorageError(
+            f"Cannot connect to {backend} at {where} ({shown}): connection refused. Start the "
+            "server there, or fix the host and port in the URL."
+        )
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return StorageError(
+            f"Cannot resolve the host {parsed.host!r} of {shown}: fix the host name in the URL."
+        )
+    if "authentication failed" in lowered or "access denied" in lowered:
+        return StorageError(
+            f"The server at {where} refused the user {parsed.username!r} ({shown}): fix the user "
+            "or password in the URL."
+        )
+    if "unable to open database file" in lowered:
+        return StorageError(
+            f"Cannot open the SQLite database {name!r} ({shown}): check that its folder exists "
+            "and is writable."
+        )
+    return None
+
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
 def _rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
     import warnings
 
-    import optuna
+    import sqlalchemy.engine
     import sqlalchemy.exc
 
     # Workers started together on an empty database race to create its tables; the losers
@@ -74,8 +208,13 @@ def _rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, **kwargs)
-        except sqlalchemy.exc.DBAPIError:
+        except sqlalchemy.exc.DBAPIError as exc:
+            error = _connection_error(url, exc)
+            if error is not None:
+                raise error from None
             if attempt == 4:
-                raise
+                first_line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+                raise StorageError(f"Cannot open storage {shown!r}: {first_line}") from exc
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")

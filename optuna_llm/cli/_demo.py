@@ -10,6 +10,16 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from optuna_llm.cli._flags import (
+    HelpFormatter,
+    add_flag,
+    add_llm,
+    add_n_trials,
+    add_seed,
+    add_storage,
+    add_study_name,
+)
+
 PROBLEM = (
     "Tune the training of a small multi-layer perceptron classifier on scikit-learn's 8x8 "
     "handwritten digits (10 classes, about 1,100 training images) for {epochs} epochs. The "
@@ -20,23 +30,28 @@ PROBLEM = (
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
+        formatter_class=HelpFormatter,
         help="LLM-driven HPO of a small net on scikit-learn's digits (embedded LLM by default)",
         description=(
-            "Run an LLMSampler study on scikit-learn's digits. With no --base-url (and no "
+            "Run an LLMSampler study on scikit-learn's digits. With no --llm-base-url (and no "
             "OPENAI_BASE_URL/OPENAI_API_KEY) the embedded Gemma 3 270M proposes the "
             "configurations, so it needs no network and no key."
         ),
     )
-    parser.add_argument("--n-trials", type=int, default=12)
-    parser.add_argument("--storage", default="sqlite:///optuna-llm-demo.db")
-    parser.add_argument("--study-name", default="digits-llm-demo")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
-    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint")
-    parser.add_argument("--model", default=None, help="model name on that endpoint")
-    parser.add_argument("--history", default="compressed", choices=("compressed", "chat"))
-    parser.add_argument("--cache", default=None, help="record/replay file for LLM exchanges")
-    parser.add_argument("--seed", type=int, default=0)
+    add_n_trials(parser, default=12, deprecated=(), help="trials of the study")
+    add_storage(parser, default="sqlite:///optuna-llm-demo.db")
+    add_study_name(parser, default="digits-llm-demo", deprecated=())
+    add_flag(parser, "--epochs", type=int, default=3, metavar="N", help="training epochs a trial")
+    add_flag(parser, "--arch", default="mlp", choices=("mlp", "cnn"), help="the network")
+    add_llm(parser, model=("--model",), base_url=("--base-url",), cache=("--cache",))
+    add_flag(
+        parser,
+        "--history",
+        default="compressed",
+        choices=("compressed", "chat"),
+        help="how the LLM sees the trials so far: compressed (bounded) or chat (the seed's)",
+    )
+    add_seed(parser, default=0)
     parser.set_defaults(func=run)
 
 
@@ -54,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--n-trials must be at least 1.")
     sampler = LLMSampler(
         PROBLEM.format(epochs=args.epochs),
-        model=args.model,
-        base_url=args.base_url,
+        model=args.llm_model,
+        base_url=args.llm_base_url,
         history=args.history,
-        cache=args.cache,
+        cache=args.llm_cache,
         seed=args.seed,
         search_space=DEFAULT_SEARCH_SPACE,
     )

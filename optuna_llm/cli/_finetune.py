@@ -1,13 +1,14 @@
 """``optuna-llm finetune``: tune LitGPT LoRA fine-tuning, scored by lm-eval, in a shared study.
 
-Start the same command on several machines (same ``--storage`` and ``--study_name``) and they
+Start the same command on several machines (same ``--storage`` and ``--study-name``) and they
 share the study; start it again after a crash and it resumes. ``--n-trials`` is the study's
-total: a worker stops when that many trials have finished, counting every worker's.
+total: a worker stops when that many trials have finished, counting every worker's. Workers
+beat and retry the trial of a dead worker as ``optuna-llm run`` does.
 
 Example:
     litgpt download meta-llama/Llama-3.2-3B --checkpoint_dir checkpoints
     optuna-llm finetune --sampler bamsoo --devices 4 --n-trials 50 \\
-        --storage postgresql://host/db --study_name llama32-3b-lora
+        --storage postgresql://host/db --study-name llama32-3b-lora
 """
 
 from __future__ import annotations
@@ -17,8 +18,19 @@ import json
 import sys
 from typing import Any
 
-_SAMPLERS = ("llm", "soo", "bamsoo", "lhs", "lhs-gp", "gp", "tpe", "random",
-             "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")  # fmt: skip
+from optuna_llm.cli._flags import (
+    HelpFormatter,
+    add_flag,
+    add_heartbeat,
+    add_llm,
+    add_n_trials,
+    add_sampler,
+    add_seed,
+    add_storage,
+    add_study_name,
+    sampler_kwargs,
+)
+from optuna_llm.objectives._litgpt import LORA_TARGETS
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -32,71 +44,85 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _old(flag: str) -> tuple[str, ...]:
+    """The underscore spelling this sub-command took before (deprecated)."""
+    old = flag.replace("-", "_").replace("__", "--", 1)
+    return (old,) if old != flag else ()
+
+
+def _flag(container: Any, canonical: str, **kwargs: Any) -> argparse.Action:
+    return add_flag(container, canonical, deprecated=_old(canonical), **kwargs)
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "finetune",
         help="tune LoRA fine-tuning (LitGPT) scored on HellaSwag/MMLU (lm-eval)",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=HelpFormatter,
     )
     s = p.add_argument_group("study")
-    s.add_argument("--sampler", choices=_SAMPLERS, default="tpe")
-    s.add_argument(
-        "--n-trials",
-        "--n_trials",
-        dest="n_trials",
-        type=int,
-        default=50,
-        help="total finished trials in the study (all workers together)",
-    )
-    s.add_argument(
-        "--storage",
-        default="sqlite:///optuna-llm-finetune.db",
-        help="RDB URL (sqlite:///, postgresql://, mysql://) or a journal file *.log",
-    )
-    s.add_argument("--study_name", "--study-name", default="lora-finetune")
+    add_sampler(s, default="tpe")
+    add_n_trials(s, default=50)
+    add_storage(s, default="sqlite:///optuna-llm-finetune.db")
+    add_study_name(s, default="lora-finetune")
     s.add_argument(
         "--pruner",
         choices=("none", "median", "hyperband"),
         default="none",
         help="stop trials early on LitGPT's validation loss",
     )
-    s.add_argument("--seed", type=int, default=None, help="sampler seed")
-    s.add_argument(
-        "--heartbeat_interval",
-        type=int,
-        default=60,
-        help="seconds; a worker silent for 3x this has its trial retried (RDB only)",
+    add_seed(s)
+    add_heartbeat(
+        s, interval=("--heartbeat_interval",), grace=("--grace_period",), retry=("--max_retry",)
     )
-    s.add_argument("--max_retry", type=int, default=3, help="retries of a trial whose worker died")
-    s.add_argument("--llm_model", default=None, help="model of the llm sampler (default embedded)")
-    s.add_argument("--llm_base_url", default=None, help="OpenAI-compatible URL for llm sampler")
-    s.add_argument("--llm_cache", default=None, help="record/replay cache file for the llm sampler")
+    add_llm(s, model=("--llm_model",), base_url=("--llm_base_url",), cache=("--llm_cache",))
 
     t = p.add_argument_group("fine-tuning (litgpt finetune_lora)")
-    t.add_argument("--checkpoint_dir", default="checkpoints/meta-llama/Llama-3.2-3B")
-    t.add_argument("--out_dir", default="out/optuna-llm-finetune", help="per-trial directories")
+    _flag(
+        t,
+        "--checkpoint-dir",
+        default="checkpoints/meta-llama/Llama-3.2-3B",
+        metavar="DIR",
+        help="LitGPT checkpoint of the base model (litgpt download makes it)",
+    )
+    _flag(
+        t,
+        "--out-dir",
+        default="out/optuna-llm-finetune",
+        metavar="DIR",
+        help="root of the per-trial directories",
+    )
     t.add_argument("--data", default="Alpaca", help="LitGPT data module")
-    t.add_argument(
-        "--data_dir",
+    _flag(
+        t,
+        "--data-dir",
         default=None,
-        help="directory of alpaca_data_cleaned_archive.json (default data/alpaca)",
+        metavar="DIR",
+        help="directory of alpaca_data_cleaned_archive.json (default: data/alpaca)",
     )
-    t.add_argument("--devices", type=int, default=1, help="GPUs a trial (more than 1: FSDP)")
-    t.add_argument("--num_nodes", type=int, default=1)
     t.add_argument(
-        "--precision", default=None, help="default bf16-true on GPUs that have it, else 32-true"
+        "--devices", type=int, default=1, metavar="N", help="GPUs a trial (more than 1: FSDP)"
     )
-    t.add_argument("--epochs", type=int, default=1)
-    t.add_argument("--max_steps", type=int, default=None)
-    t.add_argument("--micro_batch_size", type=int, default=None)
-    t.add_argument("--global_batch_size", type=int, default=None)
-    t.add_argument("--max_seq_length", type=int, default=None)
+    _flag(t, "--num-nodes", type=int, default=1, metavar="N", help="machines a trial")
     t.add_argument(
-        "--lora_targets",
+        "--precision",
+        default=None,
+        help="LitGPT precision (default: bf16-true on GPUs that have it, else 32-true)",
+    )
+    t.add_argument("--epochs", type=int, default=1, metavar="N", help="training epochs")
+    _flag(t, "--max-steps", type=int, default=None, metavar="N", help="stop after N steps")
+    _flag(t, "--micro-batch-size", type=int, default=None, metavar="N", help="LitGPT micro batch")
+    _flag(t, "--global-batch-size", type=int, default=None, metavar="N", help="LitGPT global batch")
+    _flag(t, "--max-seq-length", type=int, default=None, metavar="N", help="truncate examples to N")
+    _flag(
+        t,
+        "--lora-targets",
         nargs="+",
         default=["query", "value"],
-        choices=("query", "key", "value", "projection", "mlp", "head"),
+        choices=LORA_TARGETS,
+        metavar="TARGET",
+        help=f"weights that get LoRA: {', '.join(LORA_TARGETS)}",
     )
     t.add_argument(
         "--train",
@@ -105,7 +131,7 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="more --train.KEY flags (repeatable)",
+        help="more --train.KEY flags for LitGPT (repeatable)",
     )
     t.add_argument(
         "--eval",
@@ -114,37 +140,61 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="more --eval.KEY flags (repeatable)",
+        help="more --eval.KEY flags for LitGPT (repeatable)",
     )
-    t.add_argument(
-        "--data_arg",
+    _flag(
+        t,
+        "--data-arg",
         dest="data_kv",
         type=_key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="more --data.KEY flags (repeatable)",
+        help="more --data.KEY flags for LitGPT (repeatable)",
     )
-    t.add_argument(
-        "--trial_timeout",
+    _flag(
+        t,
+        "--trial-timeout",
         type=float,
         default=None,
+        metavar="SECONDS",
         help="seconds a fine-tune may take before its trial fails",
     )
-    t.add_argument(
-        "--keep_weights",
+    _flag(
+        t,
+        "--keep-weights",
         action="store_true",
         help="keep each trial's merged and HF weights (the LoRA adapter is kept always)",
     )
 
     e = p.add_argument_group("evaluation (lm-eval)")
-    e.add_argument("--val_task", default="hellaswag", help="the task whose score is optimised")
-    e.add_argument("--test_tasks", nargs="*", default=["mmlu"], help="recorded, never optimised")
-    e.add_argument("--metric", default="acc_norm", help="metric of --val_task to maximise")
-    e.add_argument("--include_path", default=None, help="directory of extra task YAMLs")
-    e.add_argument("--eval_limit", type=float, default=None, help="examples a task")
-    e.add_argument("--num_fewshot", type=int, default=None)
-    e.add_argument("--eval_batch_size", default="8", help="an int or 'auto'")
+    _flag(
+        e,
+        "--val-task",
+        default="hellaswag",
+        metavar="TASK",
+        help="the task whose score is optimised",
+    )
+    _flag(
+        e,
+        "--test-tasks",
+        nargs="*",
+        default=["mmlu"],
+        metavar="TASK",
+        help="tasks scored and recorded, never optimised",
+    )
+    e.add_argument("--metric", default="acc_norm", help="metric of --val-task to maximise")
+    _flag(e, "--include-path", default=None, metavar="DIR", help="directory of extra task YAMLs")
+    _flag(
+        e,
+        "--eval-limit",
+        type=float,
+        default=None,
+        metavar="N",
+        help="examples a task (a fraction when below 1; default: all)",
+    )
+    _flag(e, "--num-fewshot", type=int, default=None, metavar="N", help="few-shot examples")
+    _flag(e, "--eval-batch-size", default="8", metavar="N", help="an int or 'auto'")
     p.set_defaults(func=main)
 
 
@@ -159,12 +209,18 @@ def _pruner(name: str) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    import warnings
+
     import optuna
     from optuna.trial import TrialState
 
     from optuna_llm.objectives.finetune import FinetuneError, LoRAFinetuneObjective
     from optuna_llm.samplers import make_sampler
     from optuna_llm.storage import make_storage
+    from optuna_llm.worker import open_study, run_worker
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the worker prints a line a trial
 
     train_args = dict(args.train_kv)
     for key in ("micro_batch_size", "global_batch_size", "max_seq_length"):
@@ -201,43 +257,35 @@ def main(args: argparse.Namespace) -> int:
         print(f"optuna-llm finetune: {exc}", file=sys.stderr)
         return 2
 
-    kwargs: dict[str, Any] = {}
-    if args.sampler == "llm":
-        kwargs = {
-            "problem": (
-                f"LoRA fine-tuning of {objective.checkpoint_dir.name} with LitGPT on "
-                f"{args.data}; maximise {args.val_task} {args.metric}."
-            ),
-            "model": args.llm_model,
-            "base_url": args.llm_base_url,
-            "cache": args.llm_cache,
-        }
-    sampler = make_sampler(args.sampler, seed=args.seed, **kwargs)
-    study = optuna.create_study(
-        storage=make_storage(
+    problem = (
+        f"LoRA fine-tuning of {objective.checkpoint_dir.name} with LitGPT on "
+        f"{args.data}; maximise {args.val_task} {args.metric}."
+    )
+    try:
+        sampler = make_sampler(
+            args.sampler, seed=args.seed, **sampler_kwargs(args.sampler, args, problem=problem)
+        )
+        storage = make_storage(
             args.storage,
             heartbeat=args.heartbeat_interval,
-            grace_period=3 * args.heartbeat_interval,
+            grace_period=args.grace_period,
             max_retry=args.max_retry,
-        ),
-        study_name=args.study_name,
-        sampler=sampler,
-        pruner=_pruner(args.pruner),
-        direction="maximize",
-        load_if_exists=True,
-    )
-    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    done = len(study.get_trials(deepcopy=False, states=counted))
-    remaining = args.n_trials - done
-    if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            catch=(FinetuneError,),
-            callbacks=[optuna.study.MaxTrialsCallback(args.n_trials, states=counted)],
         )
-    else:
-        print(f"Study {args.study_name!r} already has {done} finished trials.")
+        study = open_study(
+            storage, args.study_name, sampler, ["maximize"], pruner=_pruner(args.pruner)
+        )
+    except (ValueError, TypeError) as exc:
+        print(f"optuna-llm finetune: {exc}", file=sys.stderr)
+        return 2
+    ran = run_worker(
+        study,
+        objective,
+        args.n_trials,
+        catch=(FinetuneError,),
+        poll_interval=max(1.0, min(5.0, args.heartbeat_interval / 2 or 5.0)),
+    )
+    if ran == 0:
+        print(f"Study {args.study_name!r} already has {args.n_trials} finished trials.")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         print("No trial completed; see the finetune_log/eval_log user attrs of the failed ones.")

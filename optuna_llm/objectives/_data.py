@@ -28,7 +28,13 @@ _SPLIT_SEED = 0  # the validation split is the same for every trial and every ru
 
 @dataclass
 class ImageData:
-    """Train/validation/test images (uint8, N x C x H x W) with integer labels."""
+    """Train/validation/test images (uint8, N x C x H x W) with integer labels.
+
+    Example:
+        >>> data = load_digits(max_train_samples=100)
+        >>> data.train_x.shape, data.in_channels, data.image_size, data.num_classes
+        (torch.Size([100, 1, 8, 8]), 1, 8, 10)
+    """
 
     name: str
     train_x: torch.Tensor
@@ -114,6 +120,60 @@ def _cifar10_class(verify_checksums: bool) -> type:
     return UncheckedCIFAR10
 
 
+CIFAR10_BATCHES = (*(f"data_batch_{k}" for k in range(1, 6)), "test_batch")
+CIFAR10_META = "batches.meta"
+
+
+def check_cifar10_folder(folder: str | os.PathLike[str]) -> str | None:
+    """The first file of a ``cifar-10-batches-py`` folder that is not in CIFAR-10's format,
+    and what is wrong with it, or ``None`` when every file reads as torchvision expects.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = open(os.path.join(folder, "data_batch_1"), "w").write("1,2,3")
+        >>> print(check_cifar10_folder(folder))  # doctest: +ELLIPSIS
+        CIFAR-10 file '.../data_batch_1' is not a pickle (a text file?): ...
+    """
+    for name in (*CIFAR10_BATCHES, CIFAR10_META):
+        path = os.path.join(os.fspath(folder), name)
+        if not os.path.isfile(path):
+            return f"CIFAR-10 file {path!r} is missing."
+        try:
+            with open(path, "rb") as fh:
+                entry = pickle.load(fh, encoding="latin1")
+        except Exception as exc:
+            return (
+                f"CIFAR-10 file {path!r} is not a pickle (a text file?): "
+                f"{type(exc).__name__}: {exc}."
+            )
+        if not isinstance(entry, dict):
+            return f"CIFAR-10 file {path!r} holds a {type(entry).__name__}, not a dict."
+        keys = sorted(repr(k) for k in entry)
+        if name == CIFAR10_META:
+            if "label_names" not in entry:
+                return f"CIFAR-10 file {path!r} lacks the key 'label_names' (it has {keys})."
+            continue
+        missing = [k for k in ("data", "labels") if k not in entry]
+        if missing == ["labels"] and "fine_labels" in entry:  # CIFAR-100's name, as torchvision
+            missing = []
+        if missing:
+            return (
+                f"CIFAR-10 file {path!r} lacks the key(s) {missing} (it has {keys}); a batch is "
+                "a dict with 'data' (N x 3072 uint8) and 'labels'."
+            )
+        data = np.asarray(entry["data"])
+        if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+            return (
+                f"CIFAR-10 file {path!r}: 'data' is {data.dtype} of shape {data.shape}, not "
+                "uint8 of shape (N, 3072)."
+            )
+        labels = entry["labels"] if "labels" in entry else entry["fine_labels"]
+        if len(labels) != len(data):
+            return f"CIFAR-10 file {path!r} has {len(data)} images but {len(labels)} labels."
+    return None
+
+
 def load_cifar10(
     root: str | os.PathLike[str],
     *,
@@ -140,10 +200,19 @@ def load_cifar10(
     try:
         train = cls(root, train=True, download=False)
         test = cls(root, train=False, download=False)
+    except (KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        # torchvision unpickles the batches without saying which one it could not read.
+        problem = check_cifar10_folder(folder)
+        if problem is None:
+            raise
+        raise ValueError(
+            f"{problem} Write the files with optuna_llm.objectives._data.write_cifar10_format "
+            "or fetch the real ones."
+        ) from exc
     except RuntimeError as exc:
         hint = (
             " If you packed these files yourself, pass verify_checksums=False "
-            "(--no_verify_checksums on the command line)."
+            "(--no-verify-checksums on the command line)."
             if verify_checksums
             else ""
         )

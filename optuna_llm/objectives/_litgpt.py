@@ -55,7 +55,14 @@ def _flag_value(value: Any) -> str:
 
 @dataclass
 class FinetuneCommand:
-    """Everything one ``litgpt finetune_lora`` run needs; :meth:`argv` renders the command."""
+    """Everything one ``litgpt finetune_lora`` run needs; :meth:`argv` renders the command.
+
+    Example:
+        >>> command = FinetuneCommand(Path("ckpt"), Path("out"), {"lr": 3e-4, "lora_r": 8})
+        >>> argv = command.argv("python")
+        >>> argv[:5], argv[argv.index("--lora_r") + 1]
+        (['python', '-m', 'litgpt', 'finetune_lora', 'ckpt'], '8')
+    """
 
     checkpoint_dir: Path
     out_dir: Path
@@ -121,15 +128,61 @@ class FinetuneCommand:
 # ----------------------------------------------------------------------------- checks
 
 
+def litgpt_model_names() -> frozenset[str] | None:
+    """The ``org/name`` ids ``litgpt download`` accepts, or ``None`` when LitGPT is missing.
+
+    Read from LitGPT's own ``config.py`` (plain dataclasses and lists), loaded on its own:
+    importing the ``litgpt`` package would import lightning, which is slow and, on CPU-only
+    machines with a CUDA torchvision, fails.
+    """
+    import importlib.util
+    import sys
+
+    try:
+        spec = importlib.util.find_spec("litgpt")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = os.path.join(next(iter(spec.submodule_search_locations)), "config.py")
+        name = "_optuna_llm_litgpt_config"
+        config_spec = importlib.util.spec_from_file_location(name, path)
+        if config_spec is None or config_spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(config_spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file runs
+        try:
+            config_spec.loader.exec_module(module)
+        finally:
+            del sys.modules[name]
+        return frozenset(
+            f"{c['hf_config']['org']}/{c['hf_config']['name']}" for c in module.configs
+        )
+    except Exception:  # another LitGPT layout: no list, the hint stays generic
+        return None
+
+
 def download_hint(checkpoint_dir: Path) -> str:
-    """The ``litgpt download`` command that fills ``checkpoint_dir`` (``ROOT/org/name``)."""
+    """How to fill ``checkpoint_dir``: ``litgpt download ORG/NAME --checkpoint_dir ROOT``
+    saves the model to ``ROOT/ORG/NAME``, so a path ending in a model LitGPT knows gets its
+    exact command, and any other path the command that downloads a model below it.
+
+    Example:
+        >>> download_hint(Path("checkpoints/meta-llama/Llama-3.2-3B"))  # doctest: +ELLIPSIS
+        'Download it with `litgpt download meta-llama/Llama-3.2-3B --checkpoint_dir checkpoints`...'
+    """
     parts = checkpoint_dir.parts
+    known = litgpt_model_names()
     if len(parts) >= 2:
         repo_id = "/".join(parts[-2:])
         root = Path(*parts[:-2]) if len(parts) > 2 else Path(".")
-    else:
-        repo_id, root = "<org>/<model>", checkpoint_dir
-    return f"litgpt download {repo_id} --checkpoint_dir {root}"
+        if known is None or repo_id in known:
+            return f"Download it with `litgpt download {repo_id} --checkpoint_dir {root}`."
+    example = "meta-llama/Llama-3.2-3B"
+    return (
+        f"{str(checkpoint_dir)!r} does not end in the ORG/NAME of a model LitGPT knows "
+        "(`litgpt download list` lists them). `litgpt download ORG/NAME --checkpoint_dir DIR` "
+        f"saves a model to DIR/ORG/NAME: e.g. `litgpt download {example} --checkpoint_dir "
+        f"{checkpoint_dir}`, then pass --checkpoint-dir {checkpoint_dir / example}."
+    )
 
 
 def check_checkpoint(checkpoint_dir: Path) -> None:
@@ -153,9 +206,9 @@ def check_checkpoint(checkpoint_dir: Path) -> None:
     else:
         return
     raise FileNotFoundError(
-        f"Checkpoint directory {str(checkpoint_dir)!r} {problem}. Download the model with "
-        f"`{download_hint(checkpoint_dir)}` (gated models such as Llama also need "
-        "`--access_token` or HF_TOKEN), or pass --checkpoint_dir pointing to a LitGPT checkpoint."
+        f"Checkpoint directory {str(checkpoint_dir)!r} {problem}. {download_hint(checkpoint_dir)} "
+        "Gated models such as Llama also need `--access_token` or HF_TOKEN; or pass "
+        "--checkpoint-dir pointing to a LitGPT checkpoint."
     )
 
 
@@ -254,6 +307,11 @@ class TrainingCurve:
     ``val_losses`` are ``(iter, loss)`` in file order: a validation row is attributed to the
     iteration of the training row logged just before it (the final validation, logged without a
     step, lands on the last iteration).
+
+    Example:
+        >>> curve = parse_metrics("iter,loss,val_loss\\n1,2.5,\\n2,2.0,\\n,,1.9\\n")
+        >>> curve.final_train_loss, curve.val_losses
+        (2.0, [(2, 1.9)])
     """
 
     train_losses: list[tuple[int, float]] = field(default_factory=list)

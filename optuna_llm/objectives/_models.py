@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHITECTURES = ("resnet9", "vit", "cnn", "mlp")
+from optuna_llm.objectives._choices import ARCHITECTURES
 
 
 def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:

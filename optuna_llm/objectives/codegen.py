@@ -23,7 +23,16 @@ from typing import Any
 
 import optuna
 
-from optuna_llm._attrs import LLM_COMPLETION_TOKENS, LLM_PROMPT_TOKENS, RATIONALE, SOURCE
+from optuna_llm._attrs import (
+    CODE,
+    CODE_ERROR,
+    LLM_COMPLETION_TOKENS,
+    LLM_PROMPT_TOKENS,
+    RATIONALE,
+    SANDBOX,
+    SECONDS,
+    SOURCE,
+)
 from optuna_llm.objectives.sandbox import SandboxResult, run_code
 
 CODE_SCHEMA: dict[str, Any] = {
@@ -163,13 +172,13 @@ class CodeObjective:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
         rows = []
         for t in study.get_trials(deepcopy=False, states=states):
-            if t.number >= before or "code" not in t.user_attrs:
+            if t.number >= before or CODE not in t.user_attrs:
                 continue
             outcome = (
                 f"score {t.value:.6g}" if t.value is not None
-                else f"failed: {t.user_attrs.get('error', 'unknown error')}"
+                else f"failed: {t.user_attrs.get(CODE_ERROR, 'unknown error')}"
             )  # fmt: skip
-            rows.append({"number": t.number, "code": t.user_attrs["code"], "outcome": outcome})
+            rows.append({"number": t.number, "code": t.user_attrs[CODE], "outcome": outcome})
         return sorted(rows, key=lambda r: r["number"])[-self.max_history :]
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -186,9 +195,9 @@ class CodeObjective:
         try:
             code, rationale = parse_answer(answer.text)
         except ValueError as exc:
-            trial.set_user_attr("code", answer.text)
+            trial.set_user_attr(CODE, answer.text)
             return self._fail(trial, f"unparseable answer: {exc}")
-        trial.set_user_attr("code", code)
+        trial.set_user_attr(CODE, code)
         trial.set_user_attr(RATIONALE, rationale)
         result = run_code(
             code,
@@ -198,14 +207,14 @@ class CodeObjective:
             preload=self.task.preload,
             files=self.task.files,
         )
-        trial.set_user_attr("sandbox", result.reason)
-        trial.set_user_attr("seconds", round(result.seconds, 3))
+        trial.set_user_attr(SANDBOX, result.reason)
+        trial.set_user_attr(SECONDS, round(result.seconds, 3))
         if not result.ok or result.score is None or not math.isfinite(result.score):
             return self._fail(trial, _describe_failure(result))
         return float(result.score)
 
     def _fail(self, trial: optuna.Trial, error: str) -> float:
-        trial.set_user_attr("error", error[-2000:])
+        trial.set_user_attr(CODE_ERROR, error[-2000:])
         # NaN makes Optuna mark the trial FAIL and carry on with the study.
         return math.nan
 

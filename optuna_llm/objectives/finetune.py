@@ -30,6 +30,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from optuna_llm import _attrs
 from optuna_llm.objectives._litgpt import (
     FinetuneCommand,
     TrainingCurve,
@@ -85,7 +86,7 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 def _failed(trial: optuna.Trial, message: str) -> FinetuneError:
     """Record why the trial failed (Optuna keeps no reason itself) and build the error."""
-    trial.set_user_attr("fail_reason", message)
+    trial.set_user_attr(_attrs.FAIL_REASON, message)
     return FinetuneError(message)
 
 
@@ -269,8 +270,8 @@ class LoRAFinetuneObjective:
         trial_dir = self._trial_dir(trial)
         trial_dir.mkdir(parents=True)
         out = trial_dir / "finetune"
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("trial_dir", str(trial_dir.resolve()))
+        trial.set_user_attr(_attrs.HOST, socket.gethostname())
+        trial.set_user_attr(_attrs.TRIAL_DIR, str(trial_dir.resolve()))
 
         command = FinetuneCommand(
             checkpoint_dir=self.checkpoint_dir,
@@ -289,22 +290,22 @@ class LoRAFinetuneObjective:
         )
         t0 = time.perf_counter()
         curve = self._finetune(trial, command.argv(self.python), out, trial_dir / "finetune.log")
-        trial.set_user_attr("time_finetune_s", round(time.perf_counter() - t0, 3))
+        trial.set_user_attr(_attrs.TIME_FINETUNE_S, round(time.perf_counter() - t0, 3))
         if curve.final_train_loss is not None:
-            trial.set_user_attr("train_loss", curve.final_train_loss)
+            trial.set_user_attr(_attrs.TRAIN_LOSS, curve.final_train_loss)
         if curve.final_val_loss is not None:
-            trial.set_user_attr("val_loss", curve.final_val_loss)
+            trial.set_user_attr(_attrs.VAL_LOSS, curve.final_val_loss)
         final = out / "final"
-        trial.set_user_attr("lora_checkpoint", str((final / "lit_model.pth.lora").resolve()))
+        trial.set_user_attr(_attrs.LORA_CHECKPOINT, str((final / "lit_model.pth.lora").resolve()))
 
         t1 = time.perf_counter()
         scores, timings = self._evaluate(trial, final, trial_dir)
-        trial.set_user_attr("time_eval_stage_s", round(time.perf_counter() - t1, 3))
-        trial.set_user_attr("time_convert_s", round(timings["convert_s"], 3))
-        trial.set_user_attr("time_eval_s", round(timings["eval_s"], 3))
+        trial.set_user_attr(_attrs.TIME_EVAL_STAGE_S, round(time.perf_counter() - t1, 3))
+        trial.set_user_attr(_attrs.TIME_CONVERT_S, round(timings["convert_s"], 3))
+        trial.set_user_attr(_attrs.TIME_EVAL_S, round(timings["eval_s"], 3))
         for task, metrics in scores.items():
             for metric, value in metrics.items():
-                trial.set_user_attr(f"{task}_{metric}", value)
+                trial.set_user_attr(_attrs.task_score_attr(task, metric), value)
         val_scores = scores[self.val_task]
         if self.metric not in val_scores:
             raise FinetuneError(
@@ -314,13 +315,13 @@ class LoRAFinetuneObjective:
         if not self.keep_weights:
             self._drop_weights(final, trial_dir / "hf")
         else:
-            trial.set_user_attr("hf_dir", str((trial_dir / "hf").resolve()))
+            trial.set_user_attr(_attrs.HF_DIR, str((trial_dir / "hf").resolve()))
         return val_scores[self.metric]
 
     def _finetune(
         self, trial: optuna.Trial, argv: list[str], out: Path, log_path: Path
     ) -> TrainingCurve:
-        trial.set_user_attr("finetune_log", str(log_path.resolve()))
+        trial.set_user_attr(_attrs.FINETUNE_LOG, str(log_path.resolve()))
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         reported: set[int] = set()
         start = time.monotonic()
@@ -374,7 +375,7 @@ class LoRAFinetuneObjective:
     ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
         log_path = trial_dir / "eval.log"
         result_path = trial_dir / "eval.json"
-        trial.set_user_attr("eval_log", str(log_path.resolve()))
+        trial.set_user_attr(_attrs.EVAL_LOG, str(log_path.resolve()))
         argv = [
             self.python, "-m", "optuna_llm.objectives._lm_eval",
             "--finetuned", str(final),

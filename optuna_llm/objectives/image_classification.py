@@ -16,8 +16,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import (
@@ -27,7 +26,12 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from optuna_llm import _attrs
+from optuna_llm.objectives._choices import ARCHITECTURES, DATASETS, OPTIMIZERS, PRECISIONS
 from optuna_llm.objectives._suggest import suggest as _suggest
+
+if TYPE_CHECKING:
+    from optuna_llm.objectives._train import EpochResult
 
 DEFAULT_SEARCH_SPACE: dict[str, BaseDistribution] = {
     "optimizer": CategoricalDistribution(["adam", "sgd"]),
@@ -49,7 +53,6 @@ DEFAULT_HPARAMS: dict[str, Any] = {
 }
 """Values used for every hyperparameter the search space leaves out."""
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
 _KINDS = {"float", "int", "categorical"}
 
 
@@ -153,15 +156,6 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-@dataclass
-class EpochResult:
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_error: float
-    seconds: float
-
-
 class ImageClassificationObjective:
     """Train an image classifier per trial and return its validation error (to minimise).
 
@@ -207,10 +201,8 @@ class ImageClassificationObjective:
         seed: int = 0,
         verify_checksums: bool = True,
     ) -> None:
-        from optuna_llm.objectives._models import ARCHITECTURES
-
-        if dataset not in ("cifar10", "digits"):
-            raise ValueError(f"Unknown dataset {dataset!r}. Choose 'cifar10' or 'digits'.")
+        if dataset not in DATASETS:
+            raise ValueError(f"Unknown dataset {dataset!r}. Choose one of: {', '.join(DATASETS)}.")
         if arch not in ARCHITECTURES:
             raise ValueError(f"Unknown arch {arch!r}. Choose one of: {', '.join(ARCHITECTURES)}.")
         if dataset == "cifar10" and dataset_dir is None:
@@ -220,8 +212,10 @@ class ImageClassificationObjective:
             )
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {epochs}.")
-        if precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}.")
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}."
+            )
         self.dataset = dataset
         self.arch = arch
         self.dataset_dir = None if dataset_dir is None else os.fspath(dataset_dir)
@@ -291,7 +285,7 @@ class ImageClassificationObjective:
             "seed": self.seed,
             "hparams": hp,
         }
-        trial.set_user_attr("hparams", hp)
+        trial.set_user_attr(_attrs.HPARAMS, hp)
         history: list[dict[str, Any]] = []
 
         def on_epoch(result: EpochResult) -> None:
@@ -308,7 +302,7 @@ class ImageClassificationObjective:
             if trial.should_prune():
                 record.update(state="PRUNED", epochs=history)
                 self._save(record)
-                trial.set_user_attr("epochs", history)
+                trial.set_user_attr(_attrs.EPOCHS, history)
                 raise optuna.TrialPruned(f"pruned after epoch {result.epoch}")
 
         outcome = _train.train_and_evaluate(
@@ -321,22 +315,23 @@ class ImageClassificationObjective:
             seed=self.seed,
             on_epoch=on_epoch,
         )
+        # The user attrs, and the same names in the --save_dir record.
         metrics = {
-            "val_error": outcome.val_error,
-            "val_accuracy": 1.0 - outcome.val_error,
-            "val_loss": _finite(outcome.val_loss),
-            "test_error": outcome.test_error,
-            "test_accuracy": 1.0 - outcome.test_error,
-            "test_loss": _finite(outcome.test_loss),
-            "diverged": outcome.diverged,
-            "n_params": outcome.n_params,
-            "device": outcome.device,
-            "precision": outcome.precision,
-            "seconds_per_epoch": round(outcome.seconds_per_epoch, 3),
+            _attrs.VAL_ERROR: outcome.val_error,
+            _attrs.VAL_ACCURACY: 1.0 - outcome.val_error,
+            _attrs.VAL_LOSS: _finite(outcome.val_loss),
+            _attrs.TEST_ERROR: outcome.test_error,
+            _attrs.TEST_ACCURACY: 1.0 - outcome.test_error,
+            _attrs.TEST_LOSS: _finite(outcome.test_loss),
+            _attrs.DIVERGED: outcome.diverged,
+            _attrs.N_PARAMS: outcome.n_params,
+            _attrs.DEVICE: outcome.device,
+            _attrs.PRECISION: outcome.precision,
+            _attrs.SECONDS_PER_EPOCH: round(outcome.seconds_per_epoch, 3),
         }
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
-        trial.set_user_attr("epochs", history)
+        trial.set_user_attr(_attrs.EPOCHS, history)
         record.update(state="COMPLETE", epochs=history, **metrics)
         self._save(record)
         return outcome.val_error

@@ -38,14 +38,15 @@ def test_random_hparams_end_to_end(tmp_path: Path, postgres_url: str) -> None:
     command = os.path.join(os.path.dirname(sys.executable), "optuna-llm")
     common = [
         command, "cifar", "--random_hparams", "--dataset_dir", str(tmp_path / "data"),
-        "--no_verify_checksums", "--arch", "resnet9", "--num_train_epochs", "1",
-        "--max_train_samples", "128", "--eval_batch_size", "64",
+        "--no-verify-checksums", "--arch", "resnet9", "--num_train_epochs", "1",
+        "--max-train-samples", "128", "--eval_batch_size", "64",
         "--save_dir", str(tmp_path / "runs"), "--storage", postgres_url,
-        "--study_name", "random-baseline", "--seed", "7",
+        "--study-name", "random-baseline", "--seed", "7",
     ]  # fmt: skip
     out = subprocess.run(common, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "trial 0 COMPLETE" in out.stdout and "best trial 0" in out.stdout
+    assert "deprecated" not in out.stderr  # the seed's spellings are aliases, not deprecated
 
     study = optuna.load_study(study_name="random-baseline", storage=postgres_url)
     (trial,) = study.trials
@@ -94,8 +95,8 @@ def test_llm_rounds_through_an_openai_compatible_server(tmp_path: Path) -> None:
     with ScriptedOpenAIServer(random_valid_responder(seed=0)) as server:
         rc = cifar_main([
             "--llm", "--rounds", "3", "--dataset", "digits", "--arch", "mlp",
-            "--num_train_epochs", "1", "--search_space", str(space), "--storage", storage,
-            "--study_name", "llm-digits", "--llm_base_url", server.base_url,
+            "--num-train-epochs", "1", "--search-space", str(space), "--storage", storage,
+            "--study-name", "llm-digits", "--llm-base-url", server.base_url,
         ])  # fmt: skip
     assert rc == 0
     study = optuna.load_study(study_name="llm-digits", storage=storage)
@@ -121,3 +122,58 @@ def test_errors_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "does not exist" in capsys.readouterr().err
     assert cifar_main(["--dataset", "digits", "--rounds", "0", "--sampler", "tpe"]) == 2
     assert "--rounds" in capsys.readouterr().err
+
+
+def test_shared_study_workers_beat_and_share_the_total(tmp_path: Path) -> None:
+    # The worker of `optuna-llm run`: the storage comes from make_storage (heartbeats on), and
+    # --n-trials is the study's total, so a second run of the same command adds nothing.
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = ["--sampler", "random", "--n-trials", "2", "--dataset", "digits", "--arch", "mlp",
+            "--num-train-epochs", "1", "--storage", storage, "--study-name", "shared",
+            "--heartbeat-interval", "5"]  # fmt: skip
+    assert cifar_main(argv) == 0
+    assert cifar_main(argv) == 0
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert len(study.trials) == 2
+    from optuna_llm._compat import is_heartbeat_enabled, unwrap_storage
+    from optuna_llm.storage import make_storage
+
+    assert is_heartbeat_enabled(unwrap_storage(make_storage(storage, heartbeat=5)))
+    # Each trial was beaten: Optuna recorded heartbeats for them.
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(storage)
+    with engine.connect() as conn:
+        beats = conn.execute(sqlalchemy.text("SELECT count(*) FROM trial_heartbeats")).scalar()
+    engine.dispose()
+    assert beats == 2
+
+
+def _write_pickle(path: Path, obj: object) -> None:
+    import pickle
+
+    with open(path, "wb") as fh:
+        pickle.dump(obj, fh)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("wrong-keys", "lacks the key(s) ['data']"),
+        ("text-file", "is not a pickle (a text file?)"),
+    ],
+)
+def test_a_broken_batch_is_named_with_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, message: str
+) -> None:
+    make_tiny_cifar10(tmp_path / "data", n_train=40, n_test=10)
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_3"
+    if damage == "wrong-keys":
+        _write_pickle(batch, {"images": [[0] * 3072], "labels": [1]})
+    else:
+        batch.write_text("12,34,56\n78,90,12\n")
+    rc = cifar_main(["--dataset_dir", str(tmp_path / "data"), "--no-verify-checksums"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert str(batch) in err and message in err, err
+    assert "Traceback" not in err

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from optuna_llm.cli import _run
 from optuna_llm.samplers._lhs import latin_hypercube_design
+from optuna_llm.worker import run_worker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -52,7 +53,7 @@ def _run_cmd(objective: Path, url: str, n_trials: int, *extra: str) -> list[str]
     return [
         sys.executable, "-m", "optuna_llm.cli._run",
         "--objective", f"{objective}:objective",
-        "--storage", url, "--study_name", "shared", "--n-trials", str(n_trials),
+        "--storage", url, "--study-name", "shared", "--n-trials", str(n_trials),
         *extra,
     ]  # fmt: skip
 
@@ -128,7 +129,7 @@ def _wait_for_beating_trial(url: str, doomed: subprocess.Popen[bytes]) -> None:
 
 def test_dead_worker_trial_is_retried_by_another(postgres_url: str, objective_file: Path) -> None:
     cmd = _run_cmd(objective_file, postgres_url, 4, "--sampler", "random", "--seed", "1",
-                   "--heartbeat", "1", "--grace-period", "2")  # fmt: skip
+                   "--heartbeat-interval", "1", "--grace-period", "2")  # fmt: skip
     doomed = subprocess.Popen(
         cmd, env={**os.environ, "HANG_ON_FIRST_TRIAL": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -163,7 +164,7 @@ def test_a_trial_that_never_had_a_heartbeat_is_named_with_the_fix(
     ran: list[int] = []
     worker = threading.Thread(
         target=lambda: ran.append(
-            _run.run_worker(
+            run_worker(
                 study, lambda t: t.suggest_float("x", 0, 1), 3, poll_interval=0.2, progress=None
             )
         ),
@@ -200,7 +201,7 @@ def test_a_trial_that_never_had_a_heartbeat_is_named_with_the_fix(
 def test_bad_arguments_name_the_fix(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    base = ["run", "--storage", f"sqlite:///{tmp_path}/s.db", "--study_name", "s"]
+    base = ["run", "--storage", f"sqlite:///{tmp_path}/s.db", "--study-name", "s"]
     if "--n-trials" not in argv:
         base += ["--n-trials", "2"]
     assert cli_main([*base, *argv]) == 2
@@ -210,7 +211,7 @@ def test_bad_arguments_name_the_fix(
 def test_joining_with_other_direction_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["run", "--storage", f"sqlite:///{tmp_path}/s.db", "--study_name", "s",
+    base = ["run", "--storage", f"sqlite:///{tmp_path}/s.db", "--study-name", "s",
             "--objective", "quadratic", "--n-trials", "3", "--seed", "0"]  # fmt: skip
     assert cli_main(base) == 0
     assert "[3/3]" in capsys.readouterr().out
@@ -219,3 +220,101 @@ def test_joining_with_other_direction_is_refused(
     # Running again resumes: the study already holds 3 trials, nothing more to do.
     assert cli_main(base) == 0
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/s.db").trials) == 3
+
+
+# -- issue 12 item 1: --n-trials is exact on every storage ------------------------------------
+
+
+def _storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'exact.db'}"
+    return str(tmp_path / "exact.log")
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite", "journal"])
+def test_four_worker_processes_run_exactly_n_trials(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Four real `optuna-llm run` processes on one study, a fast objective so that they race for
+    # the last trials: before StudyLock looked through Optuna's _CachedStorage, only journal
+    # files were locked and PostgreSQL/SQLite studies ended with 13 or 14 of 12 trials.
+    url = _storage_url(kind, tmp_path, request)
+    cmd = [
+        sys.executable, "-m", "optuna_llm.cli._run", "--objective", "branin",
+        "--sampler", "random", "--storage", url, "--study-name", "exact",
+        "--n-trials", "12", "--heartbeat-interval", "2", "--quiet",
+    ]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(url)
+    ) if kind == "journal" else url  # fmt: skip
+    trials = optuna.load_study(study_name="exact", storage=storage).get_trials()
+    assert len(trials) == 12, outputs
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+# -- issue 12 item 6: a message, not a traceback ----------------------------------------------
+
+
+def _refused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again: nothing listens there
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("sqlite:///{tmp}/no/such/folder/s.db", "mkdir -p {tmp}/no/such/folder"),
+        ("postgresql+psycopg2://postgres@127.0.0.1:5432/optuna_llm_no_such_db", "createdb"),
+        ("postgresql+psycopg2://postgres@127.0.0.1:{port}/db", "connection refused"),
+        ("foo://host/db", "unknown database 'foo'"),
+    ],
+    ids=["sqlite-folder", "postgres-database", "port-refused", "unknown-scheme"],
+)
+def test_a_bad_storage_url_prints_one_line_with_the_fix(tmp_path: Path, url: str, fix: str) -> None:
+    port = _refused_port()
+    url = url.format(tmp=tmp_path, port=port)
+    cmd = [sys.executable, "-m", "optuna_llm.cli._run", "--objective", "branin",
+           "--storage", url, "--study-name", "s", "--n-trials", "2"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert fix.format(tmp=tmp_path) in lines[0], lines[0]
+
+
+def test_soo_with_two_directions_is_refused_before_the_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    argv = ["run", "--storage", url, "--study-name", "mo", "--objective", "branin",
+            "--n-trials", "3", "--direction", "minimize", "--direction", "minimize"]  # fmt: skip
+    for sampler in ("soo", "bamsoo", "cmaes"):
+        assert cli_main([*argv, "--sampler", sampler]) == 2
+        err = capsys.readouterr().err
+        assert "cannot run a study with 2 objectives" in err, err
+    assert optuna.get_all_study_names(url) == []  # no study, no FAIL trial left behind
+
+
+def test_quiet_prints_nothing(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "optuna_llm.cli._run", "--objective", "branin",
+           "--storage", f"sqlite:///{tmp_path / 'q.db'}", "--study-name", "q",
+           "--n-trials", "3", "--quiet"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (out.stdout, out.stderr) == ("", "")  # Optuna's "Trial 0 finished" lines included
+    loud = subprocess.run(
+        [*cmd[:-3], "--n-trials", "4"], capture_output=True, text=True, timeout=120
+    )
+    assert "[4/4] trial 3 complete" in loud.stdout and "Trial 3 finished" not in loud.stderr

@@ -114,9 +114,23 @@ def test_missing_checkpoint_names_the_download_command(tmp_path: Path, tiny) -> 
         check_checkpoint(partial)
     # Through the CLI: exit code 2 and the fix on stderr, before any study is created.
     db = tmp_path / "s.db"
-    code = _cli(["--checkpoint_dir", str(tmp_path / "none" / "org" / "model"),
+    code = _cli(["--checkpoint-dir", str(tmp_path / "none" / "org" / "model"),
                  "--storage", f"sqlite:///{db}", "--precision", "32-true"])  # fmt: skip
     assert code == 2 and not db.exists()
+
+
+def test_a_path_that_names_no_model_gets_a_download_command_that_fills_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--checkpoint-dir /tmp/x/nockpt` used to suggest `litgpt download x/nockpt --checkpoint_dir
+    # /tmp`: "x/nockpt" is no model. The hint must be a command that works.
+    missing = tmp_path / "x" / "nockpt"
+    assert _cli(["--checkpoint-dir", str(missing), "--storage", f"sqlite:///{tmp_path}/s.db"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "litgpt download x/nockpt" not in err
+    assert f"litgpt download meta-llama/Llama-3.2-3B --checkpoint_dir {missing}`" in err
+    assert f"--checkpoint-dir {missing / 'meta-llama' / 'Llama-3.2-3B'}" in err
+    assert "litgpt download list" in err
 
 
 def test_broken_or_missing_alpaca_data_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -180,15 +194,15 @@ def _check_complete_trial(trial: optuna.trial.FrozenTrial, runs: Path) -> None:
 def test_cli_two_trial_soo_study_on_sqlite_completes_and_resumes(tmp_path: Path, tiny) -> None:  # type: ignore[no-untyped-def]
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     argv = [
-        "--sampler", "soo", "--n-trials", "2", "--storage", storage, "--study_name", "lora",
-        "--checkpoint_dir", str(tiny.checkpoint_dir), "--data_dir", str(tiny.data_dir),
-        "--data_arg", "num_workers=0", "--out_dir", str(tmp_path / "runs"), "--keep_weights",
-        "--devices", "1", "--precision", "32-true", "--max_steps", "4",
-        "--micro_batch_size", "2", "--global_batch_size", "4", "--max_seq_length", "128",
+        "--sampler", "soo", "--n-trials", "2", "--storage", storage, "--study-name", "lora",
+        "--checkpoint-dir", str(tiny.checkpoint_dir), "--data-dir", str(tiny.data_dir),
+        "--data-arg", "num_workers=0", "--out-dir", str(tmp_path / "runs"), "--keep-weights",
+        "--devices", "1", "--precision", "32-true", "--max-steps", "4",
+        "--micro-batch-size", "2", "--global-batch-size", "4", "--max-seq-length", "128",
         "--train", "lr_warmup_steps=1", "--train", "save_interval=null",
         "--eval", "interval=2", "--eval", "max_iters=2", "--eval", "max_new_tokens=8",
-        "--val_task", tiny.val_task, "--test_tasks", tiny.test_task,
-        "--include_path", str(tiny.tasks_dir),
+        "--val-task", tiny.val_task, "--test-tasks", tiny.test_task,
+        "--include-path", str(tiny.tasks_dir),
     ]  # fmt: skip
     assert _cli(argv) == 0
     trials = optuna.load_study(study_name="lora", storage=storage).get_trials()

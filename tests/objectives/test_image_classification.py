@@ -201,7 +201,7 @@ def test_cifar_errors_name_the_fix(tiny_cifar, tmp_path: Path) -> None:  # type:
     with pytest.raises(FileNotFoundError, match=r"curl -L https://www\.cs\.toronto\.edu"):
         _data.load_cifar10(tmp_path / "empty")
     # Our files do not carry the official MD5 sums: the default check rejects them.
-    with pytest.raises(RuntimeError, match="--no_verify_checksums"):
+    with pytest.raises(RuntimeError, match="--no-verify-checksums"):
         _data.load_cifar10(root)
 
 

@@ -1,0 +1,47 @@
+"""One worker of a shared study: the loop that ``optuna-llm run``, ``cifar`` and ``finetune``
+share, so every worker of every command counts the budget the same way, takes the same study
+lock, beats and retries the same.
+
+- :func:`open_study`: create or join a study, after checking that the sampler can optimise its
+  directions and that an existing study has the same ones (before anything is written).
+- :func:`run_worker`: run trials until the study holds ``n_trials`` counted trials in total,
+  whichever workers ran them (:func:`count_budget`), under a :class:`StudyLock`.
+- :func:`resolve_objective`: the callable ``--objective`` names.
+
+Example:
+    >>> import optuna
+    >>> from optuna_llm.storage import make_storage
+    >>> storage = make_storage("sqlite:///:memory:", heartbeat=0)
+    >>> sampler = optuna.samplers.RandomSampler(seed=0)
+    >>> study = open_study(storage, "demo", sampler, ["minimize"])
+    >>> run_worker(study, resolve_objective("branin"), 4, progress=None)
+    4
+"""
+
+from __future__ import annotations
+
+from optuna_llm.worker._budget import Budget, count_budget
+from optuna_llm.worker._lock import StudyLock
+from optuna_llm.worker._loop import never_beaten_trials, progress_line, run_worker
+from optuna_llm.worker._objective import (
+    builtin_objectives,
+    load_attr,
+    parse_kwargs,
+    resolve_objective,
+)
+from optuna_llm.worker._study import check_sampler_directions, open_study
+
+__all__ = [
+    "Budget",
+    "StudyLock",
+    "builtin_objectives",
+    "check_sampler_directions",
+    "count_budget",
+    "load_attr",
+    "never_beaten_trials",
+    "open_study",
+    "parse_kwargs",
+    "progress_line",
+    "resolve_objective",
+    "run_worker",
+]

@@ -1,0 +1,55 @@
+"""The budget count of a shared study: which finished trials count toward ``--n-trials``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_llm._attrs import RETRIED_TRIAL
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Trials of a study as the worker loop counts them.
+
+    ``counted``: COMPLETE, PRUNED, and FAIL trials that were not retried (a retried FAIL trial
+    is replaced by its retry, which counts instead); ``running`` and ``waiting``: the rest.
+
+    Example:
+        >>> Budget(counted=10, running=2, waiting=1).taken()
+        13
+    """
+
+    counted: int
+    running: int
+    waiting: int
+
+    def taken(self) -> int:
+        """Trials that count, or will once they finish: a new trial beyond ``n`` overshoots."""
+        return self.counted + self.running + self.waiting
+
+
+def count_budget(study: optuna.Study) -> Budget:
+    """The :class:`Budget` of ``study`` now.
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        >>> count_budget(study)
+        Budget(counted=2, running=0, waiting=0)
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs[RETRIED_TRIAL] for t in trials if RETRIED_TRIAL in t.system_attrs}
+    counted = running = waiting = 0
+    for t in trials:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            counted += 1
+        elif t.state == TrialState.FAIL and t.number not in retried:
+            counted += 1
+        elif t.state == TrialState.RUNNING:
+            running += 1
+        elif t.state == TrialState.WAITING:
+            waiting += 1
+    return Budget(counted, running, waiting)
