@@ -16,9 +16,7 @@ OLDEST_TESTS := tests/samplers tests/worker tests/test_compat.py tests/test_impo
 # Docstring examples that fail today in files of other branches (llm/tree/ui), skipped here only
 # (bench._runner's passes but writes results.jsonl into the working copy):
 DOCTEST_DESELECT_TEMPORARY := \
-	optuna_llm/analysis/__init__.py::optuna_llm.analysis \
 	optuna_llm/analysis/bench_report.py::optuna_llm.analysis.bench_report \
-	optuna_llm/analysis/study_report.py::optuna_llm.analysis.study_report \
 	optuna_llm/samplers/_partition.py::optuna_llm.samplers._partition \
 	optuna_llm/samplers/_soo.py::optuna_llm.samplers._soo.SOOSampler \
 	optuna_llm/bench/_runner.py::optuna_llm.bench._runner

@@ -7,7 +7,7 @@ Imports are lazy: ``import optuna_llm.analysis`` does not import matplotlib or p
 
 Example:
     >>> from optuna_llm.analysis import random_search_curve
-    >>> [round(v, 3) for v in random_search_curve([0.3, 0.1], n_trials=2).mean]
+    >>> [round(float(v), 3) for v in random_search_curve([0.3, 0.1], n_trials=2).mean]
     [0.2, 0.15]
 """
 

@@ -525,7 +525,7 @@ def write_report(
     figure on one page and loads that script once.
     """
     if not study_names:
-        raise ValueError("Give at least one study name (--study NAME).")
+        raise ValueError("Give at least one study name (--study-name NAME).")
     bad = set(formats) - {"png", "html"}
     if bad:
         raise ValueError(f"Unknown format(s) {sorted(bad)}: choose png and/or html.")
