@@ -14,7 +14,7 @@ import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from optuna_llm.cli._run import run_worker
+from optuna_llm.worker import run_worker
 from tests.helpers.fault_driver import ROOT, cli_command, read_trial_log
 from tests.helpers.fault_objective import LOG_ENV, SLEEP_ENV
 from tests.helpers.pg_instance import PgInstance
