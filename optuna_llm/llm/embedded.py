@@ -141,7 +141,7 @@ def schema_gbnf(schema: dict[str, Any]) -> str:
     Example:
         >>> text = schema_gbnf({"type": "object", "properties": {"r": {"type": "string"}}})
         >>> rule = next(line for line in text.splitlines() if line.startswith("char ::="))
-        >>> "\\x00-\\x1F" in rule
+        >>> "x00-" in rule  # control characters excluded
         True
     """
     from llama_cpp import llama_grammar
@@ -222,6 +222,24 @@ def _close_models() -> None:
         _models.clear()
 
 
+def merge_system_turn(messages: list[Message]) -> list[Message]:
+    """The system turn prepended to the first user turn, as Gemma's own chat template does
+    (llama-cpp-python's ``gemma`` format silently drops a system message).
+
+    Example:
+        >>> merge_system_turn([{"role": "system", "content": "Be brief."},
+        ...                    {"role": "user", "content": "Hi"}])
+        [{'role': 'user', 'content': 'Be brief.\\n\\nHi'}]
+    """
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [m for m in messages if m["role"] != "system"]
+    if not system:
+        return rest
+    if rest and rest[0]["role"] == "user":
+        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+    return [{"role": "user", "content": system}, *rest]
+
+
 class EmbeddedLlamaClient:
     """A :class:`~optuna_llm.llm.client.ChatClient` running a GGUF model in this process.
 
@@ -262,6 +280,8 @@ class EmbeddedLlamaClient:
         seed: int | None = None,
     ) -> ChatResult:
         llama = self._llama()
+        if self._path is None:  # Gemma's format has no system turn: llama-cpp-python drops it
+            messages = merge_system_turn(messages)
         kwargs: dict[str, Any] = {
             "messages": messages,
             "temperature": temperature,
