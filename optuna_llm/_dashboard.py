@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.artifacts import get_all_artifact_meta, upload_artifact
 from optuna.trial import FrozenTrial, Trial
 
-from optuna_llm._attrs import LLM_ANSWER, LLM_PROMPT, RATIONALE, SOURCE
+from optuna_llm._attrs import LLM_ANSWER, LLM_PROMPT, RATIONALE, SOURCE, set_user_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -134,6 +134,47 @@ def publish_choice(
             attrs[LLM_ANSWER] = answer
     _save_note(study, trial._trial_id, _note_body(source, rationale, extra, stored))
     return attrs
+
+
+def record_choice(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    attrs: Mapping[str, Any],
+    *,
+    artifact_store: ArtifactStore | None = None,
+) -> None:
+    """What the LLM samplers write for a trial: who chose it and why in the trial's note
+    (:func:`publish_choice`), the prompt and answer as artifacts when ``artifact_store`` is
+    given, the rest as short user attrs.
+
+    ``attrs`` is ``{user attr key: value}`` as the sampler built it; without a ``source`` key
+    (e.g. a lone fallback reason: nothing chosen yet) it is written as user attrs only.
+
+    Example:
+        >>> import optuna
+        >>> from optuna_llm._attrs import SOURCE
+        >>> study = optuna.create_study()
+        >>> trial = study.ask()
+        >>> frozen = study._storage.get_trial(trial._trial_id)
+        >>> record_choice(study, frozen, {SOURCE: "llm", "rationale": "near the best so far"})
+        >>> study._storage.get_trial(trial._trial_id).user_attrs["source"]
+        'llm'
+    """
+    attrs = dict(attrs)
+    if SOURCE not in attrs:
+        set_user_attrs(study, trial, attrs)
+        return
+    short = publish_choice(
+        study,
+        trial,
+        source=str(attrs.pop(SOURCE)),
+        rationale=str(attrs.pop(RATIONALE, "") or ""),
+        prompt=attrs.pop(LLM_PROMPT, None),
+        answer=attrs.pop(LLM_ANSWER, None),
+        extra=attrs,
+        artifact_store=artifact_store,
+    )
+    set_user_attrs(study, trial, short)
 
 
 def choice_note(study: optuna.Study, trial_id: int) -> str:
@@ -233,4 +274,4 @@ def _write_text_artifact(
         )
 
 
-__all__ = ["NOTE_HEAD", "choice_note", "publish_choice"]
+__all__ = ["NOTE_HEAD", "choice_note", "publish_choice", "record_choice"]

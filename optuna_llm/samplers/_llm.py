@@ -29,8 +29,9 @@ from optuna_llm._attrs import (
     SOURCE,
     STUDY_N_TRIALS,
     sampler_name,
-    set_user_attrs,
 )
+from optuna_llm._compat import ArtifactStore
+from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient, LLMUnavailableError
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
@@ -128,6 +129,10 @@ class LLMSampler(BaseSampler):
         rationale: Where the answer's one-sentence rationale goes: ``"first"`` (before the
             configuration), ``"last"`` (after it) or ``"none"``; see docs/llm.md for what
             each costs a small model. ``chain_of_thought`` implies ``"first"``.
+        artifact_store: Where each trial's full prompt and answer go (an
+            :mod:`optuna.artifacts` store, shown by ``optuna-dashboard --artifact-dir``);
+            without one they are the user attrs ``llm_prompt`` and ``llm_answer``. Who chose
+            a trial and why are always in its optuna-dashboard note (docs/dashboard.md).
         n_trials: The study's whole budget, stated in the prompt as trials left (else the
             study's user attr ``n_trials`` if set; Optuna's own ``n_trials`` is not visible
             to a sampler).
@@ -153,6 +158,7 @@ class LLMSampler(BaseSampler):
         client: ChatClient | None = None,
         n_trials: int | None = None,
         rationale: str = DEFAULT_RATIONALE,
+        artifact_store: ArtifactStore | None = None,
     ) -> None:
         if max_total_tokens is not None and max_total_tokens < 0:
             raise ValueError("max_total_tokens must be a non-negative number of tokens or None.")
@@ -169,6 +175,7 @@ class LLMSampler(BaseSampler):
         self._fallback = fallback or RandomSampler(seed=seed)
         self._search_space = dict(search_space or {})
         self._n_trials = n_trials
+        self._artifact_store = artifact_store
         if client is None:
             replay_only = isinstance(cache, LLMCache) and cache.mode == "replay"
             if not (
@@ -197,6 +204,9 @@ class LLMSampler(BaseSampler):
         self._trials: dict[int, _TrialState] = {}
         self._lock = threading.Lock()
         self._budget_warned = False
+
+    def _record(self, study: Study, trial: FrozenTrial, attrs: Mapping[str, Any]) -> None:
+        record_choice(study, trial, attrs, artifact_store=self._artifact_store)
 
     # -- Optuna's sampler interface ---------------------------------------------------------
     def reseed_rng(self) -> None:
@@ -228,7 +238,7 @@ class LLMSampler(BaseSampler):
         if proposal.repairs:
             attrs[LLM_REPAIRS] = proposal.repairs
         attrs.update(state.log.as_user_attrs())
-        set_user_attrs(study, trial, attrs)
+        self._record(study, trial, attrs)
         return proposal.params
 
     def sample_independent(
@@ -264,12 +274,12 @@ class LLMSampler(BaseSampler):
             value = self._fallback.sample_independent(study, trial, param_name, param_distribution)
             source = f"fallback:{sampler_name(self._fallback)}"
             rationale = ""
-            set_user_attrs(study, trial, {FALLBACK_REASON: str(exc)[:2000]})
+            self._record(study, trial, {FALLBACK_REASON: str(exc)[:2000]})
         worst = self._merge_source(state, source)
         attrs: dict[str, Any] = {SOURCE: worst, **state.log.as_user_attrs()}
         if rationale:
             attrs[RATIONALE] = rationale
-        set_user_attrs(study, trial, attrs)
+        self._record(study, trial, attrs)
         return value
 
     def after_trial(
@@ -354,7 +364,7 @@ class LLMSampler(BaseSampler):
             if claim_config(study, trial, params, search_space):
                 break
         _logger.info("Trial %d: %s chose the parameters because %s.", trial.number, source, reason)
-        set_user_attrs(
+        self._record(
             study,
             trial,
             {SOURCE: source, FALLBACK_REASON: reason[:2000], **state.log.as_user_attrs()},

@@ -28,6 +28,7 @@ from optuna_llm._attrs import (
     set_system_attrs,
     set_user_attrs,
 )
+from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptSettings
@@ -213,7 +214,7 @@ class LLMSeededSampler(BaseSampler):
                 ):
                     continue
                 if claim_config(study, trial, config, search_space):
-                    set_user_attrs(
+                    record_choice(
                         study,
                         trial,
                         {SOURCE: source, RATIONALE: rationale, LLM_SEED_BATCH_TRIAL: publisher},

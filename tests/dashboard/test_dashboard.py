@@ -4,11 +4,8 @@ The first screen of a trial page (1400x900, as a user's browser has it) must sho
 trial (``source``) and why (the rationale) without any scrolling, in the trial's note
 (:func:`optuna_llm._dashboard.publish_choice`), and the full prompt and answer as artifacts.
 
-Until the LLM samplers write through ``publish_choice`` themselves (the lead wires it into the
-samplers' one recording function at merge), the LLM study here routes LLMSampler's own
-``set_user_attrs`` calls through ``publish_choice`` (:func:`_record_choice`): the same call,
-from inside the sampler, on the sampler's FrozenTrial, while the trial runs. At merge this
-becomes ``LLMSampler(..., artifact_store=store)``.
+The LLM study is made by ``LLMSampler(..., artifact_store=store)`` itself: the sampler writes
+through :func:`optuna_llm._dashboard.record_choice`, as it does for every user.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``): Playwright's own browser download
 does not work on these machines, so the test launches ``/usr/bin/chromium``.
@@ -20,7 +17,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -29,12 +26,10 @@ from urllib.request import urlopen
 import optuna
 import pytest
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
-from optuna.trial import FrozenTrial
 from playwright.sync_api import Locator, Page, sync_playwright
 
-import optuna_llm.samplers._llm as llm_sampler_module
-from optuna_llm._attrs import LLM_ANSWER, LLM_PROMPT, RATIONALE, SOURCE, set_user_attrs
-from optuna_llm._dashboard import choice_note, publish_choice
+from optuna_llm._attrs import RATIONALE, SOURCE
+from optuna_llm._dashboard import choice_note
 from optuna_llm.objectives.toy import TOY_FUNCTIONS
 from optuna_llm.samplers import LLMSampler, SOOSampler
 from tests.helpers.llm_servers import Reply, ScriptedOpenAIServer, free_port, random_valid_responder
@@ -71,30 +66,6 @@ def _responder() -> Any:
     return respond
 
 
-def _recorder(store: FileSystemArtifactStore) -> Any:
-    """What the samplers' one recording function will do at merge: who/why to the note,
-    prompt/answer to the artifact store, the rest as short user attrs."""
-
-    def record_choice(study: optuna.Study, trial: FrozenTrial, attrs: Mapping[str, Any]) -> None:
-        attrs = dict(attrs)
-        if SOURCE not in attrs:  # e.g. a lone fallback reason: nothing chosen yet
-            set_user_attrs(study, trial, attrs)
-            return
-        short = publish_choice(
-            study,
-            trial,
-            source=attrs.pop(SOURCE),
-            rationale=attrs.pop(RATIONALE, ""),
-            prompt=attrs.pop(LLM_PROMPT, None),
-            answer=attrs.pop(LLM_ANSWER, None),
-            extra=attrs,
-            artifact_store=store,
-        )
-        set_user_attrs(study, trial, short)
-
-    return record_choice
-
-
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """(dashboard URL, storage URL, artifact dir): an LLM study (id 1) and a SOO study (id 2)."""
@@ -104,14 +75,14 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
     artifact_dir.mkdir()
     store = FileSystemArtifactStore(str(artifact_dir))
     branin = TOY_FUNCTIONS["branin"]
-    with ScriptedOpenAIServer(_responder()) as server, pytest.MonkeyPatch.context() as mp:
-        mp.setattr(llm_sampler_module, "set_user_attrs", _recorder(store))
+    with ScriptedOpenAIServer(_responder()) as server:
         sampler = LLMSampler(
             "Minimise the Branin function.",
             base_url=server.base_url,
             api_key="test-key",
             model="scripted-model",
             seed=0,
+            artifact_store=store,
         )
         study = optuna.create_study(storage=url, study_name="branin-llm", sampler=sampler)
         study.optimize(branin.objective, n_trials=3)
