@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from optuna_llm.analysis.parallel_report import is_parallel, parallel_sections
 from optuna_llm.analysis.stats import bootstrap_band, change_vs, compare_pairs, mean_ranks
 from optuna_llm.samplers._factory import LLM_SAMPLERS
 
@@ -69,6 +70,7 @@ def final_regrets(
             and int(r["budget"]) == budget
             and bool(r.get("noise", False)) == noise
             and task_group(r["task"]) == group
+            and int(r.get("workers", 1)) == 1
         ):
             out[r["sampler"]][(r["task"], int(r["seed"]))] = float(r["final_regret"])
     return dict(out)
@@ -126,6 +128,7 @@ def headline_rows(
             and int(r["budget"]) == budget
             and bool(r.get("noise", False)) == noise
             and task_group(r["task"]) == group
+            and int(r.get("workers", 1)) == 1
         ):
             errors[r["sampler"]] += 1
     random_ = finals.get("random", {})
@@ -258,6 +261,7 @@ def write_final_csv(records: Sequence[Mapping[str, Any]], path: str | os.PathLik
         "seed",
         "budget",
         "noise",
+        "workers",
         "final_regret",
         "best_evaluated_regret",
         "wall_s",
@@ -275,9 +279,11 @@ def write_final_csv(records: Sequence[Mapping[str, Any]], path: str | os.PathLik
                 r["seed"],
                 r["budget"],
                 bool(r.get("noise", False)),
+                int(r.get("workers", 1)),
             ),
         ):
-            writer.writerow([r.get(k, "") if r.get(k) is not None else "" for k in fields])
+            row = {"workers": 1, **r}
+            writer.writerow([row.get(k, "") if row.get(k) is not None else "" for k in fields])
 
 
 def plot_curves(
@@ -299,6 +305,7 @@ def plot_curves(
             and bool(r.get("noise", False)) == noise
             and task_group(r["task"]) == group
             and len(r.get("curve", [])) == budget
+            and int(r.get("workers", 1)) == 1
         ):
             curves[r["task"]][r["sampler"]].append(r["curve"])
     if not curves:
@@ -349,7 +356,11 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLik
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = sorted(
-        {(task_group(r["task"]), int(r["budget"]), bool(r.get("noise", False))) for r in records}
+        {
+            (task_group(r["task"]), int(r["budget"]), bool(r.get("noise", False)))
+            for r in records
+            if int(r.get("workers", 1)) == 1
+        }
     )
     parts = [
         "# Benchmark summary",
@@ -382,6 +393,8 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLik
         name = f"curves-{group}-{budget}.png"
         if plot_curves(records, out / name, group=group, budget=budget):
             parts += [f"![{group}, {budget} evaluations]({name})", ""]
+    if is_parallel(records):
+        parts += parallel_sections(records, out, group_of=task_group, order=_sorted_samplers)
     write_final_csv(records, out / "final_regret.csv")
     (out / "summary.md").write_text("\n".join(parts), encoding="utf-8")
     return out / "summary.md"

@@ -1,9 +1,11 @@
-"""Run samplers x tasks x seeds x budgets, in parallel processes, resumably.
+"""Run samplers x tasks x seeds x budgets (x simulated workers), in parallel processes, resumably.
 
 Every finished run is one JSON line appended to a results file, keyed by
-``(sampler, task, seed, budget, noise)``. Only the parent process writes, one complete line at a
-time (``flock`` + ``fsync``), so a run killed at any moment leaves at most a truncated last line,
-which is ignored on reading; restarting skips every key already in the file.
+``(sampler, task, seed, budget, noise, workers)``; a run with ``workers`` > 1 is N asynchronous
+workers on a simulated clock (:mod:`optuna_llm.bench._parallel`). Only the parent process
+writes, one complete line at a time (``flock`` + ``fsync``), so a run killed at any moment leaves
+at most a truncated last line, which is ignored on reading; restarting skips every key already
+in the file.
 
 Example:
     >>> keys = make_keys(["random", "tpe"], ["hpobench/car"], seeds=[0, 1], budgets=[10])
@@ -31,6 +33,7 @@ import optuna
 
 from optuna_llm._attrs import SOURCE
 from optuna_llm.analysis.stats import chosen_regret_curve
+from optuna_llm.bench._parallel import simulate
 from optuna_llm.bench._tasks import Task, get_task
 from optuna_llm.samplers._factory import LLM_SAMPLERS
 
@@ -39,13 +42,15 @@ NOISE_LOW, NOISE_HIGH = 0.9, 1.1
 
 @dataclass(frozen=True, order=True)
 class RunKey:
-    """Identity of one run. ``noise``: the sampler sees values times U(0.9, 1.1)."""
+    """Identity of one run. ``noise``: the sampler sees values times U(0.9, 1.1); ``workers``:
+    trials in flight on the simulated clock (records written before it existed read as 1)."""
 
     sampler: str
     task: str
     seed: int
     budget: int
     noise: bool = False
+    workers: int = 1
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RunKey:
@@ -55,6 +60,7 @@ class RunKey:
             int(record["seed"]),
             int(record["budget"]),
             bool(record.get("noise", False)),
+            int(record.get("workers", 1)),
         )
 
 
@@ -65,14 +71,17 @@ def make_keys(
     seeds: Sequence[int],
     budgets: Sequence[int],
     noise: Sequence[bool] = (False,),
+    workers: Sequence[int] = (1,),
 ) -> list[RunKey]:
-    """The full grid, seeds outermost so that an interrupted run has every sampler on few seeds."""
+    """The full grid, seeds outermost so that an interrupted run has every sampler (and every
+    worker count) on few seeds."""
     return [
-        RunKey(s, t, seed, b, n)
+        RunKey(s, t, seed, b, n, w)
         for seed in seeds
         for n in noise
         for b in budgets
         for t in tasks
+        for w in workers
         for s in samplers
     ]
 
@@ -101,7 +110,7 @@ def sampler_kwargs_for(
 
 
 def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
-    """Run one (sampler, task, seed, budget, noise) and return its JSON-ready record."""
+    """Run one (sampler, task, seed, budget, noise, workers) and return its JSON-ready record."""
     from optuna_llm.samplers import make_sampler
 
     # A failing run is recorded with its error; Optuna's per-trial tracebacks would only
@@ -117,19 +126,21 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
         kwargs = sampler_kwargs_for(key, task, extra_kwargs or {})
         sampler = make_sampler(key.sampler, seed=key.seed, **kwargs)
         study = optuna.create_study(direction="minimize", sampler=sampler)
-        seen: list[float] = []
-        regret: list[float] = []
 
-        def objective(trial: optuna.Trial) -> float:
-            evaluation = task.evaluate(trial)
-            value = evaluation.seen
-            if key.noise:
-                value *= float(noise_rng.uniform(NOISE_LOW, NOISE_HIGH))
-            seen.append(value)
-            regret.append(evaluation.regret)
-            return value
+        def noisy(value: float) -> float:
+            return value * float(noise_rng.uniform(NOISE_LOW, NOISE_HIGH))
 
-        study.optimize(objective, n_trials=key.budget)
+        # Values and regrets in finishing order: the curve is over completed evaluations.
+        done = simulate(
+            study,
+            task.evaluate,
+            budget=key.budget,
+            workers=key.workers,
+            seed=key.seed,
+            transform=noisy if key.noise else None,
+        )
+        seen = [d.seen for d in done]
+        regret = [d.regret for d in done]
         curve = chosen_regret_curve(seen, regret)
         sources = Counter(str(t.user_attrs.get(SOURCE, "-")) for t in study.trials)
         record.update(
@@ -137,6 +148,9 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
             best_evaluated_regret=float(min(regret)),
             curve=[float(c) for c in curve],
             seen=seen,
+            finish_time=[d.finish for d in done],
+            start_time=[d.start for d in done],
+            trial_number=[d.number for d in done],
             sources=dict(sources),
             error=None,
         )
@@ -145,6 +159,7 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
             final_regret=math.nan,
             curve=[],
             seen=[],
+            finish_time=[],
             sources={},
             error=f"{type(exc).__name__}: {exc}",
         )
@@ -233,7 +248,9 @@ def run_all(
                 store.append(record)
                 new.append(record)
                 bar.update(1)
-                bar.set_postfix_str(f"{key.sampler} {key.task} s{key.seed} b{key.budget}")
+                bar.set_postfix_str(
+                    f"{key.sampler} {key.task} s{key.seed} b{key.budget} w{key.workers}"
+                )
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:

@@ -61,10 +61,12 @@ BBOB_DIMS = (2, 5, 10)
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One evaluation: ``seen`` is what the sampler is told, ``regret`` the noiseless truth."""
+    """One evaluation: ``seen`` is what the sampler is told, ``regret`` the noiseless truth,
+    ``runtime`` the table's training time of that configuration and seed (None: no runtime)."""
 
     seen: float
     regret: float
+    runtime: float | None = None
 
 
 @dataclass
@@ -178,9 +180,15 @@ def _tabular_task(family: str, dataset: str) -> Task:
     def evaluate(trial: optuna.Trial, rng: np.random.Generator) -> Evaluation:
         indices = [suggest_on_grid(trial, n, space[n], types[n]) for n in space]
         pid = "".join(str(i) for i in indices)
-        per_seed = bench._dataset[pid][metric]
-        draw = float(to_error(np.asarray(per_seed[int(rng.integers(len(per_seed)))])))
-        return Evaluation(seen=draw, regret=stats.mean_error[pid] - stats.best_error)
+        row = bench._dataset[pid]
+        per_seed = row[metric]
+        k = int(rng.integers(len(per_seed)))
+        draw = float(to_error(np.asarray(per_seed[k])))
+        times = row.get("train_time")
+        runtime = float(times[k % len(times)]) if times is not None and len(times) else None
+        return Evaluation(
+            seen=draw, regret=stats.mean_error[pid] - stats.best_error, runtime=runtime
+        )
 
     label = {
         "hpobench": "HPOBench-NN (MLP)",

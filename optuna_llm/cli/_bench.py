@@ -4,6 +4,7 @@ Example:
     optuna-llm bench --preset default --jobs 2 --results bench.jsonl --report bench-report/
     optuna-llm bench --samplers random tpe soo --tasks hpobench bbob/f0?-d5-i1 --seeds 3 \\
         --budgets 10 50 --results bench.jsonl
+    optuna-llm bench --preset parallel --workers 1 4 16 --results parallel.jsonl --report par/
     optuna-llm bench --no-run --results bench.jsonl --report bench-report/
 """
 
@@ -53,6 +54,15 @@ def register(subparsers: Any) -> None:
         "--noise",
         choices=("off", "on", "both"),
         help="multiply the values the sampler sees by U(0.9, 1.1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="asynchronous workers on a simulated clock, one run per count (e.g. 1 4 16): N "
+        "trials in flight, each sampler sees the others as RUNNING; evaluation times are the "
+        "table's train_time, else lognormal (docs/benchmarks.md)",
     )
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument(
@@ -135,12 +145,19 @@ def main(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else preset.seeds
     budgets = args.budgets or list(preset.budgets)
     noise = {"off": (False,), "on": (True,), "both": (False, True), None: preset.noise}[args.noise]
-    if seeds < 1 or any(b < 1 for b in budgets) or args.jobs < 1:
-        print("--seeds, --budgets and --jobs must be positive integers.", file=sys.stderr)
+    workers = args.workers or list(preset.workers)
+    if seeds < 1 or any(b < 1 for b in budgets) or args.jobs < 1 or any(w < 1 for w in workers):
+        print(
+            "--seeds, --budgets, --workers and --jobs must be positive integers "
+            "(e.g. --workers 1 4 16).",
+            file=sys.stderr,
+        )
         return 2
 
     if not args.no_run:
-        keys = make_keys(samplers, tasks, seeds=range(seeds), budgets=budgets, noise=noise)
+        keys = make_keys(
+            samplers, tasks, seeds=range(seeds), budgets=budgets, noise=noise, workers=workers
+        )
         done = ResultsFile(args.results).done_keys()
         left = [k for k in keys if k not in done]
         print(
