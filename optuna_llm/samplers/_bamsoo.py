@@ -13,7 +13,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import DEPTH, EVALUATION, GP_ESTIMATED, NODE, SOURCE, tree_attr
-from optuna_llm.samplers._partition import Node, node_centre, node_key, parse_node_key
+from optuna_llm.samplers._partition import Node, node_key, parse_node_key
 from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler
 from optuna_llm.samplers._soo_tree import Plan, Tree
 
@@ -215,7 +215,7 @@ class BaMSOOSampler(_TreeSampler):
         width_now = confidence_width(max(n_decided, 1), self._eta)
 
         def point(node: Node) -> np.ndarray:
-            return ctx.space.snap(node_centre(ctx.space, self._k, node))
+            return ctx.space.snap(ctx.point(node))
 
         def liar(node: Node) -> float:
             if model is None:

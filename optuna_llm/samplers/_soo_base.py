@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
@@ -38,10 +39,10 @@ from optuna_llm._attrs import (
 )
 from optuna_llm._compat import stale_trial_callback
 from optuna_llm.samplers._partition import (
+    ROOT,
+    Cell,
     Node,
     UnitSpace,
-    node_cell,
-    node_centre,
     node_key,
     parent,
     parse_node_key,
@@ -71,33 +72,39 @@ class _SpaceContext:
         self.k = k
         self.space = UnitSpace(search_space)
         self.hash = space_hash(search_space, k, tag)
-        self._has_discrete = bool((self.space.is_discrete | self.space.is_categorical).any())
+        self._cells: dict[Node, Cell | None] = {ROOT: self.space.root()}
         self._params: dict[Node, dict[str, Any]] = {}
-        self._inherits: dict[Node, bool] = {}
-        self._expandable: dict[Node, bool] = {}
+
+    def cell(self, node: Node) -> Cell | None:
+        """The node's cell (from its parent's, memoised); None below a terminal or empty cell."""
+        if node not in self._cells:
+            up = self.cell(parent(node, self.k))
+            if up is None or up.empty or up.split is None:
+                self._cells[node] = None
+            else:
+                self._cells[node] = self.space.child(up, self.k, node[1] % self.k)
+        return self._cells[node]
+
+    def point(self, node: Node) -> np.ndarray:
+        """The unit-cube point the node is evaluated at."""
+        cell = self.cell(node)
+        if cell is None:
+            raise ValueError(f"Node {node_key(node)} is not in the tree of this search space.")
+        return cell.point
 
     def params(self, node: Node) -> dict[str, Any]:
         if node not in self._params:
-            self._params[node] = self.space.to_params(node_centre(self.space, self.k, node))
+            self._params[node] = self.space.to_params(self.point(node))
         return self._params[node]
 
     def inherits(self, node: Node) -> bool:
-        if self.k % 2 == 1 and node[1] % self.k == self.k // 2:
-            return True  # the middle slab keeps its parent's centre
-        if not self._has_discrete:
-            return False
-        if node not in self._inherits:
-            self._inherits[node] = self.params(node) == self.params(parent(node, self.k))
-        return self._inherits[node]
+        """Same point as its parent (or an empty cell): takes the parent's value."""
+        cell = self.cell(node)
+        return cell is None or cell.inherits
 
     def expandable(self, node: Node) -> bool:
-        if node not in self._expandable:
-            try:
-                low, width = node_cell(self.space, self.k, *node)
-                self._expandable[node] = self.space.split_dim(low, width) is not None
-            except ValueError:
-                self._expandable[node] = False
-        return self._expandable[node]
+        cell = self.cell(node)
+        return cell is not None and not cell.empty and cell.split is not None
 
 
 @dataclass
