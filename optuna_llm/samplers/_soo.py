@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
 
 from optuna_llm.samplers._soo_base import _TreeSampler
 
@@ -46,14 +49,24 @@ class SOOSampler(_TreeSampler):
       waits for another.
     * **Outside the tree:** the first trial (before the search space is known), parameters
       outside the relative search space (define-by-run additions, conditional parameters)
-      and enqueued trials are sampled by ``independent_sampler`` (default
-      ``RandomSampler(seed=seed)``); such trials carry ``source = "fallback:random"``.
+      and the trials asked once no node is left are sampled by ``independent_sampler``
+      (default: a ``RandomSampler`` seeded from ``seed`` *and the trial number*, so workers
+      started with the same seed draw different points); such trials carry ``source =
+      "fallback:random"`` and ``fallback_reason`` (why). A draw for a whole trial is claimed
+      like a node (system attr ``soo:draw``) and redrawn if another trial holds that point.
+      Enqueued trials keep their params and get no node.
+    * **Non-finite values and constraints:** ``inf``/``-inf`` are kept in the tree as they are
+      (the best or the worst value); a NaN, and an *infeasible* trial (any constraint > 0,
+      from ``trial.set_constraint`` or ``constraints_func``), count as ``-inf`` in the
+      maximising convention: worse than every feasible trial, whatever its value.
 
     Args:
         k: Number of children of a split (>= 2; 3 gives the classic inherited middle child).
         seed: Seed of the independent sampler. The tree itself is deterministic.
         independent_sampler: Sampler for parameters outside the relative search space.
         max_failures: Failures after which a node is given up rather than retried.
+        constraints_func: As Optuna's samplers take it: ``trial -> sequence of floats``,
+            feasible iff every value is <= 0, stored as the trial's constraints after it ends.
 
     Example:
         >>> import optuna
@@ -73,7 +86,12 @@ class SOOSampler(_TreeSampler):
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
         max_failures: int = 3,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
     ) -> None:
         super().__init__(
-            k=k, seed=seed, independent_sampler=independent_sampler, max_failures=max_failures
+            k=k,
+            seed=seed,
+            independent_sampler=independent_sampler,
+            max_failures=max_failures,
+            constraints_func=constraints_func,
         )

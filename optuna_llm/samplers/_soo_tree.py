@@ -104,6 +104,7 @@ class Plan:
     node: Node | None
     sweep: int
     estimates: dict[Node, tuple[float, int]]
+    reason: str = ""  # why the plan fell back on something simpler (BaMSOO: no GP)
 
 
 class Tree:
