@@ -106,6 +106,7 @@ class _SpaceContext:
         self.hash = space_hash(search_space, k, tag)
         self._cells: dict[Node, Cell | None] = {ROOT: self.space.root()}
         self._params: dict[Node, dict[str, Any]] = {}
+        self.discrete = bool(any(self.space.n_values(j) for j in range(self.space.dim)))
 
     def cell(self, node: Node) -> Cell | None:
         """The node's cell (from its parent's, memoised); None below a terminal or empty cell."""
@@ -151,6 +152,8 @@ class _FinishedTree:
     storage: Callable[[], object | None]  # weak reference: a new storage is a new cache
     tree: Tree
     seen: set[int] = field(default_factory=set)
+    known_seen: set[int] = field(default_factory=set)  # see _TreeSampler._known_points
+    known: dict[str, float] = field(default_factory=dict)
 
 
 class _TreeSampler(BaseSampler):
@@ -356,11 +359,20 @@ class _TreeSampler(BaseSampler):
         """Tree values of the completed trials that hold no node of this tree (the first
         random trials, enqueued ones, fallback draws), keyed by their params: a node that
         stands for one of these points takes its value instead of evaluating it again."""
+        if not ctx.discrete:
+            return {}  # a continuous point never equals a node's point exactly
         sign = self._sign(study)
         names = ctx.space.names
-        known: dict[str, float] = {}
+        # Finished trials never change: keep what was read (a cache, rebuilt by any process).
+        cached = self._finished.get((study._study_id, ctx.hash))
+        if cached is None or cached.storage() is not study._storage:
+            cached = _FinishedTree(lambda: None, self._new_tree(ctx, study._storage))
+        seen, known = cached.known_seen, cached.known
         for t in trials:
-            if t.state != TrialState.COMPLETE or not all(n in t.params for n in names):
+            if t.state != TrialState.COMPLETE or t._trial_id in seen:
+                continue
+            seen.add(t._trial_id)
+            if not all(n in t.params for n in names):
                 continue
             attrs = t.system_attrs
             if attrs.get(self._key_node) and attrs.get(self._key_space) == ctx.hash:
