@@ -12,18 +12,6 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # The fast subset that runs again on the oldest Optuna pyproject.toml claims (requirements/oldest.txt).
 OLDEST_TESTS := tests/samplers tests/worker tests/test_compat.py tests/test_imports.py
 
-# TEMPORARY, the lead removes these lists on merge.
-# Docstring examples that fail today in files of other branches (llm/tree/ui), skipped here only
-# (bench._runner's passes but writes results.jsonl into the working copy):
-DOCTEST_DESELECT_TEMPORARY := \
-	optuna_llm/analysis/bench_report.py::optuna_llm.analysis.bench_report \
-	optuna_llm/samplers/_partition.py::optuna_llm.samplers._partition \
-	optuna_llm/samplers/_soo.py::optuna_llm.samplers._soo.SOOSampler \
-	optuna_llm/bench/_runner.py::optuna_llm.bench._runner
-# Sampler tests that import RetryHeartbeatStaleTrialCallback (Optuna >= 4.9) directly instead of
-# through optuna_llm._compat.retry_stale_trial_callback, so they cannot load on Optuna 4.8:
-OLDEST_IGNORE_TEMPORARY := tests/samplers/test_soo.py tests/samplers/test_bamsoo.py
-
 .PHONY: venv demo test lint test-suite test-oldest services clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -51,8 +39,7 @@ lint: venv
 
 test-suite: venv services
 	$(OFFLINE) $(PY) -m pytest -q -ra tests optunahub
-	$(OFFLINE) $(PY) -m pytest -q -ra --doctest-modules optuna_llm \
-		$(addprefix --deselect ,$(DOCTEST_DESELECT_TEMPORARY))
+	$(OFFLINE) $(PY) -m pytest -q -ra --doctest-modules optuna_llm
 
 $(OLDEST)/.installed: pyproject.toml requirements/oldest.txt
 	$(PYTHON) -m venv $(OLDEST)
@@ -64,8 +51,7 @@ $(OLDEST)/.installed: pyproject.toml requirements/oldest.txt
 
 test-oldest: $(OLDEST)/.installed services
 	$(OFFLINE) $(OLDEST)/bin/python -m pytest -q -ra -p no:cacheprovider \
-		-m "not slow and not llama" $(OLDEST_TESTS) \
-		$(addprefix --ignore ,$(OLDEST_IGNORE_TEMPORARY))
+		-m "not slow and not llama" $(OLDEST_TESTS)
 
 # What the tests need from the machine: PostgreSQL up at 127.0.0.1:$(PG_PORT) (started when it
 # is installed but down) and Debian's Chromium for the dashboard test (installed when this runs

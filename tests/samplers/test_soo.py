@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.testing.pytest_samplers import (
     BasicSamplerTestCase,
     RelativeSamplerTestCase,
@@ -17,6 +16,7 @@ from optuna.testing.pytest_samplers import (
 )
 from optuna.trial import TrialState
 
+from optuna_llm._compat import retry_stale_trial_callback
 from optuna_llm.samplers import SOOSampler
 from optuna_llm.samplers._partition import children, parent, parse_node_key
 from optuna_llm.samplers._soo_tree import Tree
@@ -25,6 +25,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 BRANIN_MIN = 0.39788735772973816
 QUAD_CENTRE = np.array([0.3, -0.7, 1.1, 0.2, -1.4])
+
+
+_RETRY_KEYWORD, _RETRY_CALLBACK = retry_stale_trial_callback(3)
 
 
 def branin(trial: optuna.Trial) -> float:
@@ -148,7 +151,7 @@ def test_retried_trial_keeps_its_node() -> None:
     node = study._storage.get_trial(trial._trial_id).user_attrs["node"]
     study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     # What optuna.storages.fail_stale_trials does for a trial whose worker died.
-    RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial._trial_id))
+    retry_stale_trial_callback(3)[1](study, study._storage.get_trial(trial._trial_id))
     study.optimize(branin, n_trials=6)
     retried = study.trials[trial.number + 1]
     assert retried.system_attrs["failed_trial"] == trial.number
@@ -169,9 +172,7 @@ def test_stale_trial_in_the_gap_before_its_retry_is_not_claimed_again(
         f"sqlite:///{tmp_path / 'hb.db'}",
         heartbeat_interval=60,
         grace_period=120,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback()
-        if retry_callback
-        else None,
+        **({_RETRY_KEYWORD: _RETRY_CALLBACK} if retry_callback else {}),
     )
     study = optuna.create_study(storage=storage, sampler=SOOSampler(seed=0))
     study.optimize(branin, n_trials=5)
@@ -186,7 +187,7 @@ def test_stale_trial_in_the_gap_before_its_retry_is_not_claimed_again(
         assert fresh_node == node  # no retry will come: the failed node is free again
         return
     assert fresh_node != node
-    RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(dead._trial_id))
+    retry_stale_trial_callback(3)[1](study, study._storage.get_trial(dead._trial_id))
     study.tell(fresh, branin(fresh))
     study.optimize(branin, n_trials=10)
     nodes = [(t.user_attrs.get("node"), t.state) for t in study.trials]
