@@ -24,12 +24,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optuna_llm/cli/_run.py _budget: 'retried' is built from system attr failed_trial, "
-    "which is the ORIGINAL trial of a retry chain, so a retry that failed again counts as a "
-    "finished trial and the chain's last retry (WAITING) is abandoned; use retry_history[-1]",
-)
 def test_a_retry_that_failed_again_does_not_count_toward_n_trials(tmp_path: Path) -> None:
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'chain.db'}", study_name="chain")
     # What two kills of the same trial leave: 0 FAIL -> its retry 1 FAIL -> its retry 2 WAITING.
