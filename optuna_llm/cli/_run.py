@@ -87,6 +87,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="record an exception in the objective as a FAIL trial and go on (default: stop)",
     )
+    add_flag(
+        parser,
+        "--storage-patience",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a storage that stops answering (a database restart) is waited for, with "
+        "back-off, before the worker gives up; rerunning it resumes the study",
+    )
     add_flag(parser, "--quiet", action="store_true", help="print nothing but errors")
     parser.set_defaults(func=main)
 
@@ -104,6 +113,7 @@ def main(args: argparse.Namespace) -> int:
     from optuna_llm.samplers import make_sampler
     from optuna_llm.storage import make_storage
     from optuna_llm.worker import (
+        StorageUnavailableError,
         count_budget,
         open_study,
         parse_kwargs,
@@ -113,6 +123,13 @@ def main(args: argparse.Namespace) -> int:
 
     if args.n_trials < 1:
         print(f"error: --n-trials must be at least 1, got {args.n_trials}.", file=sys.stderr)
+        return 2
+    if not args.storage_patience >= 0:
+        print(
+            f"error: --storage-patience must be 0 or more seconds, got {args.storage_patience}; "
+            "e.g. --storage-patience 60.",
+            file=sys.stderr,
+        )
         return 2
     directions = args.direction or ["minimize"]
     try:
@@ -139,14 +156,19 @@ def main(args: argparse.Namespace) -> int:
             f"worker {socket.gethostname()}:{os.getpid()} on study {args.study_name!r} "
             f"(sampler {args.sampler}, {args.n_trials} trials in total)"
         )
-    ran = run_worker(
-        study,
-        objective,
-        args.n_trials,
-        catch=(Exception,) if args.catch else (),
-        poll_interval=max(1.0, min(5.0, args.heartbeat_interval / 2 or 5.0)),
-        progress=progress,
-    )
+    try:
+        ran = run_worker(
+            study,
+            objective,
+            args.n_trials,
+            catch=(Exception,) if args.catch else (),
+            poll_interval=max(1.0, min(5.0, args.heartbeat_interval / 2 or 5.0)),
+            progress=progress,
+            storage_patience=args.storage_patience,
+        )
+    except StorageUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if progress is not None:
         counted = count_budget(study).counted
         progress(f"done: this worker ran {ran} trial(s); the study holds {counted}/{args.n_trials}")

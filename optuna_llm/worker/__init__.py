@@ -29,14 +29,18 @@ from optuna_llm.worker._objective import (
     parse_kwargs,
     resolve_objective,
 )
+from optuna_llm.worker._retry import StorageRetry, StorageUnavailableError, is_transient
 from optuna_llm.worker._study import check_sampler_directions, open_study
 
 __all__ = [
     "Budget",
+    "StorageRetry",
+    "StorageUnavailableError",
     "StudyLock",
     "builtin_objectives",
     "check_sampler_directions",
     "count_budget",
+    "is_transient",
     "load_attr",
     "never_beaten_trials",
     "open_study",

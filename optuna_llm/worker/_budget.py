@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -71,7 +71,11 @@ def count_budget(study: optuna.Study) -> Budget:
         >>> count_budget(study)
         Budget(counted=2, running=0, waiting=0)
     """
-    trials = study.get_trials(deepcopy=False)
+    return budget_of(study.get_trials(deepcopy=False))
+
+
+def budget_of(trials: Sequence[FrozenTrial]) -> Budget:
+    """The :class:`Budget` of a study holding ``trials``."""
     retried = retried_trials(trials)
     counted = running = waiting = 0
     for t in trials:

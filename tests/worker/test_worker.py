@@ -123,3 +123,40 @@ def test_loading_an_objective_leaves_sys_path_and_modules_alone(
     assert sys.path == path_before
     assert sys.modules["json"] is json
     optuna.create_study().optimize(objective, n_trials=1)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("popped", [False, True], ids=["new-trial", "popped-retry"])
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retried(
+    kind: str, popped: bool, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from optuna_llm._attrs import RETRY_HISTORY, WORKER_CREATING
+    from optuna_llm.worker import run_worker
+
+    url = _url(kind, tmp_path, request)
+    study = optuna.create_study(
+        storage=make_storage(url, heartbeat=1, grace_period=1), study_name="orphan"
+    )
+    storage = study._storage
+    if popped:  # a retry the dead worker had popped (WAITING -> RUNNING)
+        study.enqueue_trial({"x": 0.25})
+    # What a worker killed between starting its trial and the first heartbeat leaves: the
+    # note it wrote under the lock, and a RUNNING trial with no heartbeat row.
+    storage.set_study_system_attr(
+        study._study_id, WORKER_CREATING, {"next": 1 if popped else 0, "pop": [0] if popped else []}
+    )
+    if popped:
+        orphan = study.trials[0]._trial_id
+        assert storage.set_trial_state_values(orphan, TrialState.RUNNING)
+    else:
+        orphan = storage.create_new_trial(study._study_id)
+    ran = run_worker(study, lambda t: t.suggest_float("x", 0, 1), 3, progress=None)
+    trials = study.get_trials()
+    by_id = {t._trial_id: t for t in trials}
+    assert by_id[orphan].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get(RETRY_HISTORY) == [by_id[orphan].number]]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    if popped:
+        assert retries[0].params == {"x": 0.25}
+    assert ran == 3 and count_budget(study).counted == 3
+    assert storage.get_study_system_attrs(study._study_id)[WORKER_CREATING] is None
