@@ -70,7 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_storage(parser, required=True)
     add_study_name(parser, required=True)
     add_n_trials(parser, required=True)
-    add_seed(parser)
+    add_seed(
+        parser,
+        help="sampler seed: give every worker of a study the same one (the first worker uses "
+        "it, each later one a seed derived from it and its rank, so that workers do not draw "
+        "the same points; lhs, lhs-gp, qmc, soo and bamsoo use it as given)",
+    )
     add_flag(
         parser,
         "--direction",
@@ -115,10 +120,13 @@ def main(args: argparse.Namespace) -> int:
     from optuna_llm.worker import (
         StorageUnavailableError,
         count_budget,
+        join_rank,
+        needs_own_seed,
         open_study,
         parse_kwargs,
         resolve_objective,
         run_worker,
+        worker_seed,
     )
 
     if args.n_trials < 1:
@@ -136,9 +144,8 @@ def main(args: argparse.Namespace) -> int:
         objective_kwargs = parse_kwargs(args.objective_arg, "--objective-arg")
         extra = parse_kwargs(args.sampler_arg, "--sampler-arg")
         objective = resolve_objective(args.objective, objective_kwargs)
-        sampler = make_sampler(
-            args.sampler, seed=args.seed, **{**sampler_kwargs(args.sampler, args), **extra}
-        )
+        kwargs = {**sampler_kwargs(args.sampler, args), **extra}
+        sampler = make_sampler(args.sampler, seed=args.seed, **kwargs)
         storage = make_storage(
             args.storage,
             heartbeat=args.heartbeat_interval,
@@ -146,6 +153,14 @@ def main(args: argparse.Namespace) -> int:
             max_retry=args.max_retry,
         )
         study = open_study(storage, args.study_name, sampler, directions)
+        seed_note = ""
+        if args.seed is not None and needs_own_seed(args.sampler):
+            # The same --seed on every worker must not mean the same draws in every worker.
+            rank = join_rank(study)
+            if rank:
+                own = worker_seed(args.seed, rank)
+                study.sampler = make_sampler(args.sampler, seed=own, **kwargs)
+                seed_note = f", seed {own}: worker {rank}'s own from --seed {args.seed}"
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
     if progress is not None:
         progress(
             f"worker {socket.gethostname()}:{os.getpid()} on study {args.study_name!r} "
-            f"(sampler {args.sampler}, {args.n_trials} trials in total)"
+            f"(sampler {args.sampler}{seed_note}, {args.n_trials} trials in total)"
         )
     try:
         ran = run_worker(
