@@ -14,7 +14,7 @@ import threading
 
 import optuna
 
-from optuna_llm.worker._retry import StorageRetry, is_transient
+from optuna_llm.worker._retry import StorageRetry, _counts_as_outage
 
 
 class Heartbeat:
@@ -60,7 +60,7 @@ class Heartbeat:
             try:
                 self._beat()
             except Exception as exc:  # the next beat tries again
-                if is_transient(exc) or isinstance(exc, optuna.exceptions.StorageInternalError):
+                if _counts_as_outage(exc):
                     self._retry.mark_outage()
 
     def stop(self) -> None:

@@ -46,7 +46,16 @@ def is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+        if isinstance(
+            current,
+            (
+                sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.InterfaceError,
+                sqlalchemy.exc.DisconnectionError,
+                sqlalchemy.exc.PendingRollbackError,  # a session whose connection died
+                sqlalchemy.exc.ResourceClosedError,
+            ),
+        ):
             return True
         if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
             return True
@@ -57,6 +66,10 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
+    # Optuna's StorageInternalError says "invalid data in the commit" whatever the cause: name
+    # the cause (the driver's own words) instead.
+    while isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
     text = str(getattr(exc, "orig", None) or exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     return f"{type(exc).__name__}: {line}"
@@ -146,8 +159,23 @@ class StorageRetry:
 def _counts_as_outage(exc: BaseException) -> bool:
     if is_transient(exc):
         return True
-    # Optuna wraps every SQLAlchemy error of a storage call in StorageInternalError; the cause
-    # says whether it is a connection that went away. Without one, it is not ours to retry.
-    return isinstance(exc, optuna.exceptions.StorageInternalError) and (
-        isinstance(exc.__cause__, (ConnectionError, OSError))
+    if not isinstance(exc, optuna.exceptions.StorageInternalError):
+        return False
+    # Optuna wraps every SQLAlchemy error of a storage call in StorageInternalError. Retried:
+    # all but those a retry would repeat (invalid data, a constraint, a bad statement).
+    import sqlalchemy.exc
+
+    cause = exc.__cause__
+    if isinstance(cause, (ConnectionError, OSError)):
+        return True
+    return isinstance(cause, sqlalchemy.exc.SQLAlchemyError) and not isinstance(
+        cause,
+        (
+            sqlalchemy.exc.IntegrityError,
+            sqlalchemy.exc.DataError,
+            sqlalchemy.exc.ProgrammingError,
+            sqlalchemy.exc.NotSupportedError,
+            sqlalchemy.exc.ArgumentError,
+            sqlalchemy.exc.CompileError,
+        ),
     )

@@ -160,3 +160,23 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retr
         assert retries[0].params == {"x": 0.25}
     assert ran == 3 and count_budget(study).counted == 3
     assert storage.get_study_system_attrs(study._study_id)[WORKER_CREATING] is None
+
+
+def test_what_counts_as_a_storage_outage() -> None:
+    import sqlalchemy.exc
+
+    from optuna_llm.worker._retry import _counts_as_outage
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            raise optuna.exceptions.StorageInternalError("commit") from cause
+        except optuna.exceptions.StorageInternalError as exc:
+            return exc
+
+    # What a PostgreSQL restart raised inside a trial's sampling (fault benchmark, db-restart):
+    # the worker crashed on it before it was counted as an outage.
+    assert _counts_as_outage(wrapped(sqlalchemy.exc.PendingRollbackError("rollback first")))
+    assert _counts_as_outage(sqlalchemy.exc.OperationalError("SELECT 1", {}, OSError("closed")))
+    assert not _counts_as_outage(wrapped(sqlalchemy.exc.IntegrityError("INSERT", {}, OSError())))
+    assert not _counts_as_outage(wrapped(sqlalchemy.exc.DataError("INSERT", {}, OSError())))
+    assert not _counts_as_outage(ValueError("Cannot tell a COMPLETE trial."))
