@@ -120,13 +120,11 @@ def main(args: argparse.Namespace) -> int:
     from optuna_llm.worker import (
         StorageUnavailableError,
         count_budget,
-        join_rank,
-        needs_own_seed,
         open_study,
         parse_kwargs,
+        reseed_for_worker,
         resolve_objective,
         run_worker,
-        worker_seed,
     )
 
     if args.n_trials < 1:
@@ -153,14 +151,11 @@ def main(args: argparse.Namespace) -> int:
             max_retry=args.max_retry,
         )
         study = open_study(storage, args.study_name, sampler, directions)
-        seed_note = ""
-        if args.seed is not None and needs_own_seed(args.sampler):
-            # The same --seed on every worker must not mean the same draws in every worker.
-            rank = join_rank(study)
-            if rank:
-                own = worker_seed(args.seed, rank)
-                study.sampler = make_sampler(args.sampler, seed=own, **kwargs)
-                seed_note = f", seed {own}: worker {rank}'s own from --seed {args.seed}"
+        # The same --seed on every worker must not mean the same draws in every worker.
+        own = reseed_for_worker(
+            study, args.sampler, args.seed, lambda s: make_sampler(args.sampler, seed=s, **kwargs)
+        )
+        seed_note = "" if own is None else f", seed {own}: its own from --seed {args.seed}"
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

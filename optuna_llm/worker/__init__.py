@@ -32,7 +32,13 @@ from optuna_llm.worker._objective import (
     resolve_objective,
 )
 from optuna_llm.worker._retry import StorageRetry, StorageUnavailableError, is_transient
-from optuna_llm.worker._seed import SHARED_SEED, join_rank, needs_own_seed, worker_seed
+from optuna_llm.worker._seed import (
+    SHARED_SEED,
+    join_rank,
+    needs_own_seed,
+    reseed_for_worker,
+    worker_seed,
+)
 from optuna_llm.worker._study import check_sampler_directions, open_study
 
 __all__ = [
@@ -52,6 +58,7 @@ __all__ = [
     "open_study",
     "parse_kwargs",
     "progress_line",
+    "reseed_for_worker",
     "resolve_objective",
     "run_worker",
     "worker_seed",

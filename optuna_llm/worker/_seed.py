@@ -16,6 +16,8 @@ tree is deterministic and whose random draws derive from the trial number.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import optuna
 
@@ -68,3 +70,32 @@ def needs_own_seed(sampler_name: str) -> bool:
         (True, False)
     """
     return sampler_name not in SHARED_SEED
+
+
+def reseed_for_worker(
+    study: optuna.Study,
+    sampler_name: str,
+    seed: int | None,
+    build: Callable[[int], optuna.samplers.BaseSampler],
+) -> int | None:
+    """Give this worker of ``study`` a sampler of its own seed (``build(seed)``); return that
+    seed, or ``None`` where the sampler keeps ``seed`` (no seed, the first worker, or a
+    :data:`SHARED_SEED` sampler). ``optuna-llm run``, ``cifar`` and ``finetune`` call it once
+    the study is open.
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> build = lambda s: optuna.samplers.TPESampler(seed=s)
+        >>> reseed_for_worker(study, "tpe", 0, build) is None  # the first worker keeps 0
+        True
+        >>> reseed_for_worker(study, "tpe", 0, build) == worker_seed(0, 1)
+        True
+    """
+    if seed is None or not needs_own_seed(sampler_name):
+        return None
+    rank = join_rank(study)
+    if rank == 0:
+        return None
+    own = worker_seed(seed, rank)
+    study.sampler = build(own)
+    return own
