@@ -58,6 +58,7 @@ __all__ = [
     "optuna_gp_prior",
     "retry_stale_trial_callback",
     "stale_trial_callback",
+    "stale_trial_ids",
     "stop_requested",
     "trial_loop",
     "unwrap_storage",
@@ -177,3 +178,11 @@ def forget_trial_cache(study: optuna.Study) -> None:
 def stop_requested(study: optuna.Study) -> bool:
     """Whether ``study.stop()`` was called in the current trial loop."""
     return bool(getattr(study, "_stop_flag", False))
+
+
+def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
+    """RUNNING trials of the study whose heartbeat is older than the grace period (what
+    Optuna's ``fail_stale_trials`` fails); ``[]`` without heartbeats."""
+    if not is_heartbeat_enabled(storage):
+        return []
+    return list(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]

@@ -6,7 +6,6 @@ import copy
 import datetime
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +23,13 @@ from optuna_llm._compat import (
 from optuna_llm.worker._budget import budget_of, count_budget
 from optuna_llm.worker._lock import StudyLock
 from optuna_llm.worker._retry import DEFAULT_PATIENCE, StorageRetry
-from optuna_llm.worker._trial import Started, fail_orphans, finish_trial, start_trial
+from optuna_llm.worker._trial import (
+    Started,
+    fail_orphans,
+    fail_stale,
+    finish_trial,
+    start_trial,
+)
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -66,28 +71,26 @@ def run_worker(
         >>> run_worker(study, lambda t: t.suggest_float("x", 0, 1), 3, progress=None)
         0
     """
-    from optuna.storages import fail_stale_trials
-
     storage = study._storage
     interval = _heartbeat_interval(study)
     backend = unwrap_storage(storage)
     grace = float(getattr(backend, "grace_period", None) or 2 * (interval or 0))
-    retry = StorageRetry(storage_patience)
+    retry = StorageRetry(storage_patience, reset=storage.remove_session)
     lock = StudyLock(storage, study._study_id)
     warned: set[int] = set()
     caught = tuple(catch)
     ran = 0
-
-    def fail_stale() -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fail_stale_trials(study)
 
     def locked_step() -> Started | str:
         """Under the lock: ``"done"``, ``"wait"``, or the trial this worker starts."""
         lock.acquire()
         try:
             trials = study.get_trials(deepcopy=False)
+            # After an outage, give the live workers time to beat before judging anyone's
+            # trial dead: their heartbeats stopped reaching the database too.
+            if interval is not None and not retry.outage_within(grace + 2 * interval):
+                if fail_stale(study, trials):
+                    trials = study.get_trials(deepcopy=False)
             if interval is not None and fail_orphans(study, trials):
                 trials = study.get_trials(deepcopy=False)
             budget = budget_of(trials)
@@ -104,10 +107,6 @@ def run_worker(
     try:
         with trial_loop(study):
             while True:
-                # After an outage, give the live workers time to beat before judging anyone's
-                # trial dead: their heartbeats stopped reaching the database too.
-                if interval is not None and not retry.outage_within(grace + 2 * interval):
-                    retry("checking for stale trials", fail_stale)
                 step = retry("starting a trial", locked_step)
                 if step == "done":
                     break

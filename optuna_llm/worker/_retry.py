@@ -78,7 +78,9 @@ def _first_line(exc: BaseException) -> str:
 class StorageRetry:
     """Call storage operations, riding out an outage of up to ``patience`` seconds.
 
-    ``log`` gets one line when an outage begins and one when the storage answers again.
+    ``log`` gets one line when an outage begins and one when the storage answers again;
+    ``reset`` (the worker passes the storage's ``remove_session``) runs after each failed call,
+    so that a retry starts from a fresh database session.
     :meth:`outage_within` tells whether this process saw the storage fail recently (the worker
     loop then holds back Optuna's stale-trial check, so that the workers that are alive get to
     record a heartbeat before anyone's trial is judged dead).
@@ -100,11 +102,13 @@ class StorageRetry:
         patience: float = DEFAULT_PATIENCE,
         *,
         log: Callable[[str], None] | None = lambda line: print(line, file=sys.stderr, flush=True),
+        reset: Callable[[], None] | None = None,
     ) -> None:
         if patience < 0:
             raise ValueError(f"patience must be >= 0 seconds, got {patience}.")
         self.patience = patience
         self._log = log
+        self._reset = reset
         self._last_outage: float | None = None
         self._lock = threading.Lock()
 
@@ -131,6 +135,11 @@ class StorageRetry:
                 if not _counts_as_outage(exc):
                     raise
                 self.mark_outage()
+                if self._reset is not None:
+                    try:  # a session left in a failed transaction would fail every retry
+                        self._reset()
+                    except Exception:
+                        pass
                 now = time.monotonic()
                 if started is None:
                     started = now

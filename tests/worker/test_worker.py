@@ -180,3 +180,40 @@ def test_what_counts_as_a_storage_outage() -> None:
     assert not _counts_as_outage(wrapped(sqlalchemy.exc.IntegrityError("INSERT", {}, OSError())))
     assert not _counts_as_outage(wrapped(sqlalchemy.exc.DataError("INSERT", {}, OSError())))
     assert not _counts_as_outage(ValueError("Cannot tell a COMPLETE trial."))
+
+
+def test_a_stale_trial_is_retried_once_even_when_its_retry_was_queued_already(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from optuna.trial import create_trial
+
+    from optuna_llm._attrs import RETRY_HISTORY
+    from optuna_llm.worker import run_worker
+
+    study = optuna.create_study(
+        storage=make_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat=1, grace_period=1),
+        study_name="stale",
+    )
+    storage = study._storage
+    # What a worker killed in the middle of failing a stale trial leaves, in the order the
+    # worker does it (retry first, then FAIL): the stale trial still RUNNING, its retry queued.
+    # (Optuna's order, FAIL first, left a FAIL trial without a retry when killed there.)
+    dead = storage.create_new_trial(study._study_id)
+    storage.set_trial_param(dead, "x", 0.5, optuna.distributions.FloatDistribution(0, 1))
+    storage.record_heartbeat(dead)  # type: ignore[attr-defined]
+    study.add_trial(
+        create_trial(
+            state=TrialState.WAITING, params={"x": 0.5},
+            distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+            system_attrs={"failed_trial": 0, RETRY_HISTORY: [0]},
+        )
+    )  # fmt: skip
+    time.sleep(3)  # the heartbeat is older than the grace period now
+    run_worker(study, lambda t: t.suggest_float("x", 0, 1), 2, progress=None)
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get(RETRY_HISTORY) == [0]]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
