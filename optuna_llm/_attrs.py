@@ -60,8 +60,22 @@ SEED_BATCH = "llm_seed:batch"
 
 
 RETRIED_TRIAL = "failed_trial"
-"""Optuna's own key (written by its stale-trial retry callback): the number of the trial a
-retry replaces. ``optuna-llm run`` counts a retried FAIL trial once, through its retry."""
+"""Optuna's own key (written by its stale-trial retry callback): the number of the ORIGINAL
+trial of a retry chain (a retry of a retry keeps it), not the trial the retry replaces."""
+
+RETRY_HISTORY = "retry_history"
+"""Optuna's own key (written by its stale-trial retry callback): the numbers of the trials of
+a retry chain, oldest first; its last entry is the trial this retry replaces. ``optuna-llm
+run`` counts a retried FAIL trial once, through its retry."""
+
+WORKER_CREATING = "optuna_llm:creating"
+"""Study system attr: what the worker holding the study lock is about to start (the number
+the next new trial gets, the waiting trial it pops), written before it starts it, so that the
+next lock holder can tell a trial whose worker died before its first heartbeat."""
+
+WORKERS_JOINED = "optuna_llm:workers_joined"
+"""Study system attr: how many ``optuna-llm`` workers have joined the study (each worker
+derives its sampler seed from its rank in this count)."""
 
 # -- user attrs of our objectives (optuna_llm.objectives) --------------------------------------
 

@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import optuna
@@ -52,6 +54,7 @@ __all__ = [
     "_process_constraints_after_trial",
     "_round_one_normalized_param",
     "_unnormalize_one_param",
+    "forget_trial_cache",
     "heartbeat_trial_ids",
     "is_heartbeat_enabled",
     "journal_file_path",
@@ -59,6 +62,9 @@ __all__ = [
     "optuna_gp_prior",
     "retry_stale_trial_callback",
     "stale_trial_callback",
+    "stale_trial_ids",
+    "stop_requested",
+    "trial_loop",
     "unwrap_storage",
 ]
 
@@ -131,3 +137,56 @@ def heartbeat_trial_ids(storage: BaseStorage, trial_ids: list[int]) -> set[int]:
     ).bindparams(sqlalchemy.bindparam("ids", expanding=True))
     with engine.connect() as conn:
         return {int(v) for v in conn.execute(query, {"ids": list(trial_ids)}).scalars()}
+
+
+# -- the worker's own trial loop: what Study.optimize sets around the trials it runs ----------
+
+
+@contextmanager
+def trial_loop(study: optuna.Study) -> Iterator[None]:
+    """Mark ``study`` as inside an optimize loop for this thread, as ``Study.optimize`` does,
+    so that ``study.stop()`` works in an objective or callback and Optuna's per-trial caches
+    behave as they do under ``optimize`` (:mod:`optuna_llm.worker` runs its own trial loop).
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> with trial_loop(study):
+        ...     study.stop()
+        >>> stop_requested(study)
+        True
+    """
+    lock = getattr(study, "_optimize_lock", None)  # Optuna < 5: a lock instead of a flag
+    if lock is not None and not lock.acquire(False):
+        raise RuntimeError("Nested invocation of a trial loop on one study isn't allowed.")
+    local = getattr(study, "_thread_local", None)
+    before = getattr(local, "in_optimize_loop", False)
+    if local is not None:
+        local.in_optimize_loop = True
+    study._stop_flag = False
+    try:
+        yield
+    finally:
+        if local is not None:
+            local.in_optimize_loop = before
+        if lock is not None:
+            lock.release()
+
+
+def forget_trial_cache(study: optuna.Study) -> None:
+    """Drop the trial list Optuna caches for the current trial (``Study.ask`` does this)."""
+    local = getattr(study, "_thread_local", None)
+    if local is not None and hasattr(local, "cached_all_trials"):
+        local.cached_all_trials = None
+
+
+def stop_requested(study: optuna.Study) -> bool:
+    """Whether ``study.stop()`` was called in the current trial loop."""
+    return bool(getattr(study, "_stop_flag", False))
+
+
+def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
+    """RUNNING trials of the study whose heartbeat is older than the grace period (what
+    Optuna's ``fail_stale_trials`` fails); ``[]`` without heartbeats."""
+    if not is_heartbeat_enabled(storage):
+        return []
+    return list(storage._get_stale_trial_ids(study_id))  # type: ignore[attr-defined]

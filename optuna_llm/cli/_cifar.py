@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from optuna_llm.samplers._factory import make_sampler
     from optuna_llm.storage import make_storage
-    from optuna_llm.worker import open_study, run_worker
+    from optuna_llm.worker import open_study, reseed_for_worker, run_worker
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line a trial of our own below
@@ -220,6 +220,16 @@ def run(args: argparse.Namespace) -> int:
         mode = name or "single"
         study_name = args.study_name or f"cifar-{args.dataset}-{args.arch}-{mode}-seed{args.seed}"
         study = open_study(storage, study_name, sampler, ["minimize"])
+        reseed_for_worker(  # workers given one --seed draw different points
+            study,
+            name or "random",
+            args.seed,
+            lambda s: make_sampler(
+                name or "random",
+                seed=s,
+                **sampler_kwargs(name or "random", args, problem=objective.describe()),
+            ),
+        )
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError) as exc:
         return _fail(str(exc))
     study.set_user_attr(STUDY_PROBLEM, objective.describe())

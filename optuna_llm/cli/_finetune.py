@@ -217,7 +217,7 @@ def main(args: argparse.Namespace) -> int:
     from optuna_llm.objectives.finetune import FinetuneError, LoRAFinetuneObjective
     from optuna_llm.samplers import make_sampler
     from optuna_llm.storage import make_storage
-    from optuna_llm.worker import open_study, run_worker
+    from optuna_llm.worker import open_study, reseed_for_worker, run_worker
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the worker prints a line a trial
@@ -273,6 +273,14 @@ def main(args: argparse.Namespace) -> int:
         )
         study = open_study(
             storage, args.study_name, sampler, ["maximize"], pruner=_pruner(args.pruner)
+        )
+        reseed_for_worker(  # workers given one --seed draw different points
+            study,
+            args.sampler,
+            args.seed,
+            lambda s: make_sampler(
+                args.sampler, seed=s, **sampler_kwargs(args.sampler, args, problem=problem)
+            ),
         )
     except (ValueError, TypeError) as exc:
         print(f"optuna-llm finetune: {exc}", file=sys.stderr)

@@ -70,7 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_storage(parser, required=True)
     add_study_name(parser, required=True)
     add_n_trials(parser, required=True)
-    add_seed(parser)
+    add_seed(
+        parser,
+        help="sampler seed: give every worker of a study the same one (the first worker uses "
+        "it, each later one a seed derived from it and its rank, so that workers do not draw "
+        "the same points; lhs, lhs-gp, qmc, soo and bamsoo use it as given)",
+    )
     add_flag(
         parser,
         "--direction",
@@ -86,6 +91,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--catch",
         action="store_true",
         help="record an exception in the objective as a FAIL trial and go on (default: stop)",
+    )
+    add_flag(
+        parser,
+        "--storage-patience",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a storage that stops answering (a database restart) is waited for, with "
+        "back-off, before the worker gives up; rerunning it resumes the study",
     )
     add_flag(parser, "--quiet", action="store_true", help="print nothing but errors")
     parser.set_defaults(func=main)
@@ -104,9 +118,11 @@ def main(args: argparse.Namespace) -> int:
     from optuna_llm.samplers import make_sampler
     from optuna_llm.storage import make_storage
     from optuna_llm.worker import (
+        StorageUnavailableError,
         count_budget,
         open_study,
         parse_kwargs,
+        reseed_for_worker,
         resolve_objective,
         run_worker,
     )
@@ -114,14 +130,20 @@ def main(args: argparse.Namespace) -> int:
     if args.n_trials < 1:
         print(f"error: --n-trials must be at least 1, got {args.n_trials}.", file=sys.stderr)
         return 2
+    if not args.storage_patience >= 0:
+        print(
+            f"error: --storage-patience must be 0 or more seconds, got {args.storage_patience}; "
+            "e.g. --storage-patience 60.",
+            file=sys.stderr,
+        )
+        return 2
     directions = args.direction or ["minimize"]
     try:
         objective_kwargs = parse_kwargs(args.objective_arg, "--objective-arg")
         extra = parse_kwargs(args.sampler_arg, "--sampler-arg")
         objective = resolve_objective(args.objective, objective_kwargs)
-        sampler = make_sampler(
-            args.sampler, seed=args.seed, **{**sampler_kwargs(args.sampler, args), **extra}
-        )
+        kwargs = {**sampler_kwargs(args.sampler, args), **extra}
+        sampler = make_sampler(args.sampler, seed=args.seed, **kwargs)
         storage = make_storage(
             args.storage,
             heartbeat=args.heartbeat_interval,
@@ -129,6 +151,11 @@ def main(args: argparse.Namespace) -> int:
             max_retry=args.max_retry,
         )
         study = open_study(storage, args.study_name, sampler, directions)
+        # The same --seed on every worker must not mean the same draws in every worker.
+        own = reseed_for_worker(
+            study, args.sampler, args.seed, lambda s: make_sampler(args.sampler, seed=s, **kwargs)
+        )
+        seed_note = "" if own is None else f", seed {own}: its own from --seed {args.seed}"
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -137,16 +164,21 @@ def main(args: argparse.Namespace) -> int:
     if progress is not None:
         progress(
             f"worker {socket.gethostname()}:{os.getpid()} on study {args.study_name!r} "
-            f"(sampler {args.sampler}, {args.n_trials} trials in total)"
+            f"(sampler {args.sampler}{seed_note}, {args.n_trials} trials in total)"
         )
-    ran = run_worker(
-        study,
-        objective,
-        args.n_trials,
-        catch=(Exception,) if args.catch else (),
-        poll_interval=max(1.0, min(5.0, args.heartbeat_interval / 2 or 5.0)),
-        progress=progress,
-    )
+    try:
+        ran = run_worker(
+            study,
+            objective,
+            args.n_trials,
+            catch=(Exception,) if args.catch else (),
+            poll_interval=max(1.0, min(5.0, args.heartbeat_interval / 2 or 5.0)),
+            progress=progress,
+            storage_patience=args.storage_patience,
+        )
+    except StorageUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if progress is not None:
         counted = count_budget(study).counted
         progress(f"done: this worker ran {ran} trial(s); the study holds {counted}/{args.n_trials}")

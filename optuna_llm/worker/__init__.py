@@ -6,6 +6,8 @@ lock, beats and retries the same.
   directions and that an existing study has the same ones (before anything is written).
 - :func:`run_worker`: run trials until the study holds ``n_trials`` counted trials in total,
   whichever workers ran them (:func:`count_budget`), under a :class:`StudyLock`.
+- :func:`join_rank` and :func:`worker_seed`: each worker's own seed from the one ``--seed``
+  all workers are given, so that they do not draw the same points.
 - :func:`resolve_objective`: the callable ``--objective`` names.
 
 Example:
@@ -29,19 +31,35 @@ from optuna_llm.worker._objective import (
     parse_kwargs,
     resolve_objective,
 )
+from optuna_llm.worker._retry import StorageRetry, StorageUnavailableError, is_transient
+from optuna_llm.worker._seed import (
+    SHARED_SEED,
+    join_rank,
+    needs_own_seed,
+    reseed_for_worker,
+    worker_seed,
+)
 from optuna_llm.worker._study import check_sampler_directions, open_study
 
 __all__ = [
+    "SHARED_SEED",
     "Budget",
+    "StorageRetry",
+    "StorageUnavailableError",
     "StudyLock",
     "builtin_objectives",
     "check_sampler_directions",
     "count_budget",
+    "is_transient",
+    "join_rank",
     "load_attr",
+    "needs_own_seed",
     "never_beaten_trials",
     "open_study",
     "parse_kwargs",
     "progress_line",
+    "reseed_for_worker",
     "resolve_objective",
     "run_worker",
+    "worker_seed",
 ]

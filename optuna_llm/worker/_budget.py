@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import RETRIED_TRIAL
+from optuna_llm._attrs import RETRIED_TRIAL, RETRY_HISTORY
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,36 @@ class Budget:
         return self.counted + self.running + self.waiting
 
 
+def retried_trials(trials: Iterable[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that a retry replaces.
+
+    A retry names the trial it replaces as the last entry of Optuna's ``retry_history``; its
+    ``failed_trial`` is the chain's *original* trial, so a retry that failed again (and was
+    retried in turn) is only found through ``retry_history``. ``failed_trial`` alone is used
+    where there is no history.
+
+    Example:
+        >>> from optuna.trial import create_trial
+        >>> chain = [
+        ...     create_trial(state=TrialState.FAIL),
+        ...     create_trial(state=TrialState.FAIL, system_attrs={"failed_trial": 0,
+        ...                                                      "retry_history": [0]}),
+        ...     create_trial(state=TrialState.WAITING, system_attrs={"failed_trial": 0,
+        ...                                                         "retry_history": [0, 1]}),
+        ... ]
+        >>> sorted(retried_trials(chain))
+        [0, 1]
+    """
+    retried: set[int] = set()
+    for t in trials:
+        history = t.system_attrs.get(RETRY_HISTORY)
+        if isinstance(history, list) and history:
+            retried.add(int(history[-1]))
+        elif RETRIED_TRIAL in t.system_attrs:
+            retried.add(int(t.system_attrs[RETRIED_TRIAL]))
+    return retried
+
+
 def count_budget(study: optuna.Study) -> Budget:
     """The :class:`Budget` of ``study`` now.
 
@@ -40,8 +71,12 @@ def count_budget(study: optuna.Study) -> Budget:
         >>> count_budget(study)
         Budget(counted=2, running=0, waiting=0)
     """
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs[RETRIED_TRIAL] for t in trials if RETRIED_TRIAL in t.system_attrs}
+    return budget_of(study.get_trials(deepcopy=False))
+
+
+def budget_of(trials: Sequence[FrozenTrial]) -> Budget:
+    """The :class:`Budget` of a study holding ``trials``."""
+    retried = retried_trials(trials)
     counted = running = waiting = 0
     for t in trials:
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):

@@ -32,6 +32,7 @@ class StudyLock:
 
     def __init__(self, storage: optuna.storages.BaseStorage, study_id: int) -> None:
         self._conn: Any = None
+        self._engine: Any = None
         self._file: IO[str] | None = None
         self._sql: tuple[str, str] | None = None
         backend = unwrap_storage(storage)
@@ -43,7 +44,7 @@ class StudyLock:
             name = f"'optuna_llm_study_{int(study_id)}'"
             self._sql = (f"SELECT GET_LOCK({name}, -1)", f"SELECT RELEASE_LOCK({name})")
         if self._sql is not None:
-            self._conn = backend.engine.connect()  # type: ignore[attr-defined]
+            self._engine = backend.engine  # type: ignore[attr-defined]
             return
         path = journal_file_path(backend)
         if path is None and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -57,26 +58,54 @@ class StudyLock:
         return "sql" if self._sql is not None else "file" if self._file is not None else "none"
 
     def acquire(self) -> None:
+        """Wait for the lock. A database lock lives in a connection of its own, opened on
+        first use and again after the database went away (an error here drops it, so the
+        next call reconnects)."""
         if self._sql is not None:
             import sqlalchemy
 
-            self._conn.execute(sqlalchemy.text(self._sql[0]))
-            self._conn.commit()
+            try:
+                if self._conn is None:
+                    self._conn = self._engine.connect()
+                self._conn.execute(sqlalchemy.text(self._sql[0]))
+                self._conn.commit()
+            except Exception:
+                self._drop()
+                raise
         elif self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_EX)
 
     def release(self) -> None:
+        """Let go. If the database cannot be told, the lock's connection is dropped instead:
+        a session lock ends with its session, so the lock is free either way."""
         if self._sql is not None:
             import sqlalchemy
 
-            self._conn.execute(sqlalchemy.text(self._sql[1]))
-            self._conn.commit()
+            if self._conn is None:
+                return
+            try:
+                self._conn.execute(sqlalchemy.text(self._sql[1]))
+                self._conn.commit()
+            except Exception:  # dropping the session releases the lock
+                self._drop()
         elif self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
 
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:  # the connection is gone already
+                pass
+
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            try:
+                self._conn.close()
+            except Exception:  # a dead connection: nothing to close
+                pass
             self._conn = None
         if self._file is not None:
             self._file.close()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,9 +13,23 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import SOURCE
-from optuna_llm._compat import heartbeat_trial_ids, is_heartbeat_enabled, unwrap_storage
-from optuna_llm.worker._budget import count_budget
+from optuna_llm._compat import (
+    heartbeat_trial_ids,
+    is_heartbeat_enabled,
+    stop_requested,
+    trial_loop,
+    unwrap_storage,
+)
+from optuna_llm.worker._budget import budget_of, count_budget
 from optuna_llm.worker._lock import StudyLock
+from optuna_llm.worker._retry import DEFAULT_PATIENCE, StorageRetry
+from optuna_llm.worker._trial import (
+    Started,
+    fail_orphans,
+    fail_stale,
+    finish_trial,
+    start_trial,
+)
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -30,17 +44,25 @@ def run_worker(
     poll_interval: float = 5.0,
     wait_for_running: bool = True,
     progress: Callable[[str], None] | None = print,
+    storage_patience: float = DEFAULT_PATIENCE,
 ) -> int:
     """Run trials until ``study`` holds ``n_trials`` counted trials; return how many ran here.
 
     Before each trial the worker re-reads the study under a :class:`StudyLock` (released once
-    the new trial exists): it starts one if counted + running + waiting < ``n_trials`` or a
-    retried/enqueued trial is waiting, so several workers together run exactly ``n_trials``
-    (:func:`~optuna_llm.worker.count_budget` says what counts). When the budget is taken by
-    trials still running elsewhere it waits (``wait_for_running``, with heartbeats on) so that
-    a trial whose worker dies is retried here instead of being lost. An exception of a type in
-    ``catch`` makes the trial FAIL and the worker goes on; any other stops it. ``callbacks``
-    are Optuna's (called after each trial of this worker); ``progress`` gets one line a trial.
+    the new trial exists and beats): it starts one if counted + running + waiting <
+    ``n_trials`` or a retried/enqueued trial is waiting, so several workers together run
+    exactly ``n_trials`` (:func:`~optuna_llm.worker.count_budget` says what counts). When the
+    budget is taken by trials still running elsewhere it waits (``wait_for_running``, with
+    heartbeats on) so that a trial whose worker dies is retried here instead of being lost;
+    a trial whose worker died before its first heartbeat is failed and retried too
+    (:func:`~optuna_llm.worker._trial.fail_orphans`). An exception of a type in ``catch``
+    makes the trial FAIL and the worker goes on; any other stops it. ``callbacks`` are
+    Optuna's (called after each trial of this worker); ``progress`` gets one line a trial.
+
+    A storage that stops answering (a database restart) is waited for, with back-off, up to
+    ``storage_patience`` seconds per operation (:class:`~optuna_llm.worker._retry.StorageRetry`);
+    after a longer outage :class:`~optuna_llm.worker._retry.StorageUnavailableError` ends the
+    worker, and rerunning it resumes the study.
 
     Example:
         >>> study = optuna.create_study()
@@ -49,65 +71,76 @@ def run_worker(
         >>> run_worker(study, lambda t: t.suggest_float("x", 0, 1), 3, progress=None)
         0
     """
-    from optuna.storages import fail_stale_trials
-
-    heartbeat = is_heartbeat_enabled(study._storage)
-    lock = StudyLock(study._storage, study._study_id)
+    storage = study._storage
+    interval = _heartbeat_interval(study)
+    backend = unwrap_storage(storage)
+    grace = float(getattr(backend, "grace_period", None) or 2 * (interval or 0))
+    retry = StorageRetry(storage_patience, reset=storage.remove_session)
+    lock = StudyLock(storage, study._study_id)
     warned: set[int] = set()
+    caught = tuple(catch)
     ran = 0
+
+    def locked_step() -> Started | str:
+        """Under the lock: ``"done"``, ``"wait"``, or the trial this worker starts."""
+        lock.acquire()
+        try:
+            trials = study.get_trials(deepcopy=False)
+            # After an outage, give the live workers time to beat before judging anyone's
+            # trial dead: their heartbeats stopped reaching the database too.
+            if interval is not None and not retry.outage_within(grace + 2 * interval):
+                if fail_stale(study, trials):
+                    trials = study.get_trials(deepcopy=False)
+            if interval is not None and fail_orphans(study, trials):
+                trials = study.get_trials(deepcopy=False)
+            budget = budget_of(trials)
+            if budget.counted >= n_trials:
+                return "done"
+            if budget.taken() >= n_trials and budget.waiting == 0:
+                if not (interval is not None and wait_for_running and budget.running):
+                    return "done"
+                return "wait"
+            return start_trial(study, trials, heartbeat_interval=interval, retry=retry)
+        finally:
+            lock.release()
+
     try:
-        while True:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fail_stale_trials(study)
-            lock.acquire()
-            held = True
-            try:
-                budget = count_budget(study)
-                if budget.counted >= n_trials:
+        with trial_loop(study):
+            while True:
+                step = retry("starting a trial", locked_step)
+                if step == "done":
                     break
-                if budget.taken() >= n_trials and budget.waiting == 0:
-                    if not (heartbeat and wait_for_running and budget.running):
-                        break
-                    for trial in never_beaten_trials(study):
+                if step == "wait":
+                    for trial in retry("reading the study", lambda: never_beaten_trials(study)):
                         if trial.number not in warned:
                             warned.add(trial.number)
                             print(_never_beaten_warning(study, trial), file=sys.stderr)
-                    lock.release()
-                    held = False
                     time.sleep(poll_interval)
                     continue
-
-                def locked_objective(trial: optuna.Trial) -> Any:
-                    # The trial exists (RUNNING) now, so the next worker's count includes it.
-                    nonlocal held
-                    if held:
-                        lock.release()
-                        held = False
-                    return objective(trial)
-
-                finished: list[FrozenTrial] = []
-
-                def record(_study: optuna.Study, trial: FrozenTrial) -> None:
-                    finished.append(trial)  # noqa: B023 - called before the loop moves on
-
-                study.optimize(
-                    locked_objective,
-                    n_trials=1,
-                    catch=tuple(catch),
-                    callbacks=[record, *callbacks],
-                )
-            finally:
-                if held:
-                    lock.release()
-            ran += 1
-            if progress is not None:
-                done = count_budget(study).counted
-                for trial in finished:
-                    progress(progress_line(study, trial, done, n_trials))
+                assert isinstance(step, Started)
+                frozen = finish_trial(study, step, objective, catch=caught, retry=retry)
+                ran += 1
+                for callback in callbacks:
+                    callback(study, copy.deepcopy(frozen))
+                if progress is not None:
+                    done = retry("reading the study", lambda: count_budget(study)).counted
+                    progress(progress_line(study, frozen, done, n_trials))
+                if stop_requested(study):
+                    break
     finally:
         lock.close()
+        try:
+            storage.remove_session()
+        except Exception:  # nothing left to clean up on a dead connection
+            pass
     return ran
+
+
+def _heartbeat_interval(study: optuna.Study) -> float | None:
+    if not is_heartbeat_enabled(study._storage):
+        return None
+    interval = study._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
+    return float(interval) if interval else None
 
 
 def never_beaten_trials(study: optuna.Study) -> list[FrozenTrial]:

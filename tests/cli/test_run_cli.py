@@ -318,3 +318,39 @@ def test_quiet_prints_nothing(tmp_path: Path) -> None:
         [*cmd[:-3], "--n-trials", "4"], capture_output=True, text=True, timeout=120
     )
     assert "[4/4] trial 3 complete" in loud.stdout and "Trial 3 finished" not in loud.stderr
+
+
+# -- issue 12 item 2, Optuna's samplers: the same --seed in every worker, different draws -------
+
+
+def test_workers_given_the_same_seed_draw_different_points(postgres_url: str) -> None:
+    # TPE's first 10 trials are random draws from its own stream: with --seed 0 on each of 4
+    # workers they were the same 4 points, one per worker, before each worker got its own seed.
+    cmd = [
+        sys.executable, "-m", "optuna_llm.cli._run", "--objective", "branin",
+        "--sampler", "tpe", "--seed", "0", "--storage", postgres_url,
+        "--study-name", "seeded", "--n-trials", "12", "--heartbeat-interval", "2", "--quiet",
+    ]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outputs
+    study = optuna.load_study(study_name="seeded", storage=postgres_url)
+    vectors = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(vectors) == 12 and len(set(vectors)) == 12, vectors
+    assert study._storage.get_study_system_attrs(study._study_id)["optuna_llm:workers_joined"] == 4
+
+
+def test_one_worker_keeps_the_seed_it_was_given(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    argv = ["run", "--storage", url, "--objective", "branin", "--sampler", "tpe",
+            "--seed", "3", "--n-trials", "4", "--quiet"]  # fmt: skip
+    assert cli_main([*argv, "--study-name", "a"]) == 0
+    direct = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3))
+    from optuna_llm.objectives.toy import TOY_FUNCTIONS
+
+    direct.optimize(TOY_FUNCTIONS["branin"].objective, n_trials=4)
+    ran = optuna.load_study(study_name="a", storage=url)
+    assert [t.params for t in ran.trials] == [t.params for t in direct.trials]

@@ -1,6 +1,6 @@
 """Defects the fault benchmark found, each reduced to a deterministic test on the real component.
-They live in code other helpers own, so each is a strict xfail naming the defect: the fix
-turns it into a pass (and the strict mark into a failure, so the mark is removed with it)."""
+Each was a strict xfail naming the defect until its fix (the strict mark then fails, so it is
+removed with the fix)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import optuna
-import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -24,12 +23,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optuna_llm/cli/_run.py _budget: 'retried' is built from system attr failed_trial, "
-    "which is the ORIGINAL trial of a retry chain, so a retry that failed again counts as a "
-    "finished trial and the chain's last retry (WAITING) is abandoned; use retry_history[-1]",
-)
 def test_a_retry_that_failed_again_does_not_count_toward_n_trials(tmp_path: Path) -> None:
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'chain.db'}", study_name="chain")
     # What two kills of the same trial leave: 0 FAIL -> its retry 1 FAIL -> its retry 2 WAITING.
@@ -53,12 +46,6 @@ def test_a_retry_that_failed_again_does_not_count_toward_n_trials(tmp_path: Path
     assert states.count(TrialState.COMPLETE) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker does not survive a database restart: Optuna's _run_trial raises "
-    "UnboundLocalError ('updated_state') or StorageInternalError when tell() meets the "
-    "stopped server, and optuna-llm run exits 1 (cli/_run.py gives it no retry)",
-)
 def test_a_worker_survives_a_database_restart(tmp_path: Path) -> None:
     log = tmp_path / "trials.log"
     with PgInstance() as pg:
