@@ -14,8 +14,8 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from optuna_llm.llm.client import make_client
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
+from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
 from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler

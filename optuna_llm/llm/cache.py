@@ -16,13 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from optuna_llm.llm.client import ChatClient, ChatResult, Message
+from optuna_llm.llm.base import CacheMissError, ChatClient, ChatResult, Message
 
 _MODES = ("auto", "replay", "record")
-
-
-class CacheMissError(LookupError):
-    """Replay-only mode met an exchange that was never recorded."""
 
 
 def exchange_key(model: str, messages: list[Message], params: dict[str, Any]) -> str:
@@ -103,7 +99,9 @@ class CachingClient:
     """A :class:`ChatClient` that answers from an :class:`LLMCache` when it can.
 
     The inner client is built only on the first miss, so a complete replay needs no network,
-    no key and no model file.
+    no key and no model file. Exchanges are keyed by ``model`` as given (``""`` when the
+    server's default model is used), never by a name looked up on the server: a replay with
+    the server stopped finds every recorded answer.
     """
 
     def __init__(
@@ -116,7 +114,7 @@ class CachingClient:
         self._build = build
         self._inner: ChatClient | None = None
         self.cache = cache
-        self._model = model
+        self._model = model or ""
 
     def _client(self) -> ChatClient:
         if self._inner is None:
@@ -125,8 +123,6 @@ class CachingClient:
 
     @property
     def model(self) -> str:
-        if not self._model:
-            self._model = self._client().model
         return self._model
 
     def chat(
@@ -178,3 +174,6 @@ class CachingClient:
             },
         )
         return result
+
+
+__all__ = ["CacheMissError", "CachingClient", "LLMCache", "exchange_key"]

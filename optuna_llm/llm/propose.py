@@ -27,8 +27,7 @@ from optuna_llm._attrs import (
     LLM_PROMPT,
     LLM_PROMPT_TOKENS,
 )
-from optuna_llm.llm.cache import CacheMissError
-from optuna_llm.llm.client import ChatClient, LLMUnavailableError, Message
+from optuna_llm.llm.base import CacheMissError, ChatClient, LLMUnavailableError, Message
 from optuna_llm.llm.schema import answer_schema
 from optuna_llm.llm.validate import (
     InvalidAnswer,

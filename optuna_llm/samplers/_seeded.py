@@ -28,7 +28,8 @@ from optuna_llm._attrs import (
     set_system_attrs,
     set_user_attrs,
 )
-from optuna_llm.llm.client import ChatClient, make_client
+from optuna_llm.llm.base import ChatClient
+from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, ProposalFailed, propose
 from optuna_llm.samplers._history import (

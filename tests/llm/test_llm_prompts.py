@@ -7,7 +7,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from optuna_llm._attrs import PROPOSAL
-from optuna_llm.llm.client import estimate_tokens
+from optuna_llm.llm.base import estimate_tokens
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
 
 SPACE = {
