@@ -60,8 +60,9 @@ from optuna_llm._attrs import (
     sampler_name,
     set_user_attrs,
 )
+from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.cache import LLMCache
-from optuna_llm.llm.client import ChatClient, make_client
+from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed, propose
 from optuna_llm.samplers._history import (
