@@ -34,6 +34,8 @@ Multi-objective studies are run by the optimizer alone (no LLM trials).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -244,6 +246,54 @@ def state_text(
     return "\n".join(lines)
 
 
+def salvage_config(text: str) -> str:
+    """An answer cut off after a complete ``"config"`` object (a small model that loops in its
+    rationale until ``max_tokens``: ``{"config": {...}, "rationale": "Why? Why? Why? ...``)
+    rewritten as the complete answer it began; any other text is returned unchanged. The
+    configuration is still validated like every other answer.
+
+    Example:
+        >>> salvage_config('{"config": {"x": 1.5}, "rationale": "Why? Why? Why? Wh')
+        '{"config": {"x": 1.5}, "rationale": "(the answer was cut off after its config)"}'
+        >>> salvage_config('{"config": {"x": 1.5')
+        '{"config": {"x": 1.5'
+    """
+    try:
+        json.loads(text)
+        return text
+    except ValueError:
+        pass
+    start = text.find('"config"')
+    brace = text.find("{", start) if start >= 0 else -1
+    if brace < 0 or text[start + len('"config"') : brace].strip() != ":":
+        return text
+    try:
+        config, _ = json.JSONDecoder().raw_decode(text, brace)
+    except ValueError:
+        return text
+    if not isinstance(config, dict):
+        return text
+    note = "(the answer was cut off after its config)"
+    return json.dumps({"config": config, "rationale": note})
+
+
+class _SalvagingClient:
+    """A :class:`~optuna_llm.llm.base.ChatClient` whose answers go through
+    :func:`salvage_config` (the cache underneath keeps the raw answers)."""
+
+    def __init__(self, inner: ChatClient) -> None:
+        self._inner = inner
+
+    @property
+    def model(self) -> str:
+        return self._inner.model
+
+    def chat(self, messages: Any, **kwargs: Any) -> Any:
+        result = self._inner.chat(messages, **kwargs)
+        text = salvage_config(result.text)
+        return result if text == result.text else dataclasses.replace(result, text=text)
+
+
 def _num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -356,12 +406,10 @@ class LLMGuidedSampler(BaseSampler):
         self._builder = PromptBuilder(
             PromptSettings(problem=problem, max_prompt_tokens=max_prompt_tokens)
         )
-        self._client: ChatClient | None = client
-        self._client_args = {"model": model, "base_url": base_url, "api_key": api_key}
-        self._cache = cache
         self._lock = threading.Lock()
         if client is None and llm_share > 0.0:
-            self._client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
+            client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
+        self._client: ChatClient | None = None if client is None else _SalvagingClient(client)
 
     # -- who decides a trial ------------------------------------------------------------------
     def _is_llm(self, study: Study, trial: FrozenTrial) -> bool:

@@ -121,6 +121,21 @@ def test_a_failing_llm_gives_the_optimizers_own_proposal_never_a_random_one(
         assert "the LLM gave no usable point" in trial.user_attrs["fallback_reason"]
 
 
+def test_an_answer_cut_off_in_its_rationale_keeps_its_config() -> None:
+    # What Gemma 3 270M does here: a valid config, then "Why? Why? ..." until max_tokens.
+    def respond(request: dict[str, Any]) -> Reply:
+        box = request_schema(request)["properties"]["config"]["properties"]  # type: ignore[index]
+        config = {"x": box["x"]["minimum"], "n": box["n"]["minimum"], "c": box["c"]["enum"][0]}
+        return Reply(json.dumps({"config": config})[:-1] + ', "rationale": "Why? Why? Why? Wh')
+
+    with ScriptedOpenAIServer(respond) as server:
+        study = run(client_for(server.base_url), n_trials=10, gate_tolerance=None)
+    for k in llm_numbers(10):
+        trial = study.trials[k]
+        assert trial.user_attrs["source"] == "llm", trial.user_attrs.get("fallback_reason")
+        assert "cut off after its config" in trial.user_attrs["rationale"]
+
+
 def test_the_gp_gate_can_refuse_the_llms_point() -> None:
     assert gate_accepts(1.0, 1.2, value_std=1.0, tolerance=0.5)
     assert not gate_accepts(0.0, 1.2, value_std=1.0, tolerance=0.5)
