@@ -123,6 +123,10 @@ def task_score_attr(task: str, metric: str) -> str:
 STUDY_PROBLEM = "problem"
 """The problem description an LLM sampler was given (``optuna-llm cifar``)."""
 
+STUDY_N_TRIALS = "n_trials"
+"""The study's whole trial budget, for LLM prompts that state the trials left (a sampler
+cannot see ``optimize(n_trials=...)``); ``optuna-llm run --n-trials`` may set it."""
+
 
 def tree_attr(tag: str, field: str) -> str:
     """System attr of a SOO/BaMSOO trial (``tag`` = ``soo`` or ``bamsoo``): ``node`` (the

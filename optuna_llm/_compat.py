@@ -32,12 +32,14 @@ from optuna.artifacts._protocol import ArtifactStore  # the store type; optuna d
 from optuna.storages import BaseStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
 
 OPTUNA_VERSION: tuple[int, ...] = tuple(
     int(part) for part in optuna.__version__.split(".")[:2] if part.isdigit()
 )
 
 __all__ = [
+    "CONSTRAINTS_KEY",
     "OPTUNA_VERSION",
     "ArtifactStore",
     "BaseHeartbeat",

@@ -1,7 +1,14 @@
 """Prompt tokens per proposal at 10, 100 and 1000 finished trials (compressed vs chat), and
-seconds per proposal with the embedded Gemma model. Prints a Markdown table.
+seconds per proposal with the embedded Gemma model. Prints Markdown tables.
 
     .venv/bin/python scripts/llm_prompt_size.py [--proposals 5]
+    .venv/bin/python scripts/llm_prompt_size.py --orders first last none --trials 10 \
+        --tasks toy/branin hpobench/car     # who chose the trials, per rationale order
+
+The second form runs a short LLMSampler study per (rationale order, task) with the embedded
+model and prints the share of trials the LLM chose itself (``llm`` or a near-miss repair) and
+the median seconds per trial (proposal + a table lookup). Wrap it in
+``flock /work/notes/embedded.lock`` on a shared machine.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
+from optuna_llm.llm.schema import RATIONALE_ORDERS
 from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler
 
@@ -55,8 +63,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--proposals", type=int, default=5)
     parser.add_argument("--skip-tokens", action="store_true")
+    parser.add_argument("--orders", nargs="*", choices=RATIONALE_ORDERS)
+    parser.add_argument("--tasks", nargs="*", default=["toy/branin", "hpobench/car"])
+    parser.add_argument("--trials", type=int, default=10)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.orders:
+        print_order_table(args.orders, args.tasks, args.trials)
+        return
     client = EmbeddedLlamaClient()
     if not args.skip_tokens:
         print_token_table(client)
@@ -104,6 +118,43 @@ def print_speed_table(proposals: int) -> None:
             f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
             f"{', '.join(sorted(set(map(str, sources))))} |"
         )
+
+
+def print_order_table(orders: list[str], tasks: list[str], n_trials: int) -> None:
+    from optuna_llm.bench._tasks import get_task
+
+    print(
+        "| rationale | task | trials | chosen by the LLM (llm + llm-repaired) | fallback | "
+        "LLM calls per trial (mean) | seconds per trial (median) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    client = make_client()
+    for order in orders:
+        for name in tasks:
+            task = get_task(name)
+            task.reseed(0)
+            sampler = LLMSampler(
+                task.description,
+                client=client,
+                search_space=task.distributions(),
+                seed=0,
+                rationale=order,
+                n_trials=n_trials,
+            )
+            study = optuna.create_study(sampler=sampler)
+            seconds = []
+            for _ in range(n_trials):
+                t0 = time.perf_counter()
+                study.optimize(lambda t, task=task: task.evaluate(t).seen, n_trials=1)
+                seconds.append(time.perf_counter() - t0)
+            sources = [str(t.user_attrs.get("source")) for t in study.trials]
+            chosen = sum(s.startswith("llm") for s in sources)
+            calls = statistics.mean(int(t.user_attrs.get("llm_calls", 0)) for t in study.trials)
+            print(
+                f"| {order} | {name} | {n_trials} | {chosen}/{n_trials} | "
+                f"{n_trials - chosen} | {calls:.1f} | {statistics.median(seconds):.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import PROPOSAL
+from optuna_llm._attrs import PROPOSAL, SOURCE
+from optuna_llm._compat import CONSTRAINTS_KEY
 from optuna_llm.llm.base import Message, estimate_tokens
+from optuna_llm.llm.schema import RATIONALE_ORDERS
 
 SYSTEM_PROMPT = (
     "You are an expert in machine learning and hyperparameter optimization. You propose "
@@ -36,8 +38,19 @@ SYSTEM_PROMPT = (
 )
 
 
+DEFAULT_RATIONALE = "first"
+"""Where the rationale goes in the answer by default (see ``PromptSettings.rationale``)."""
+
+
 @dataclass(frozen=True)
 class PromptSettings:
+    """What the prompt holds.
+
+    ``rationale``: ``"first"`` (a reason, then the configuration), ``"last"`` (the
+    configuration, then a reason) or ``"none"``; ``chain_of_thought`` asks for step-by-step
+    reasoning and implies ``"first"``.
+    """
+
     problem: str = ""
     history: str = "compressed"
     chain_of_thought: bool = False
@@ -45,6 +58,11 @@ class PromptSettings:
     n_recent: int = 10
     n_pending: int = 10
     max_prompt_tokens: int = 3000
+    rationale: str = DEFAULT_RATIONALE
+
+    @property
+    def rationale_order(self) -> str:
+        return "first" if self.chain_of_thought else self.rationale
 
 
 def describe_distribution(distribution: BaseDistribution) -> str:
@@ -63,8 +81,60 @@ def describe_distribution(distribution: BaseDistribution) -> str:
     raise TypeError(f"Unsupported distribution {distribution!r}")
 
 
-def describe_search_space(search_space: Mapping[str, BaseDistribution]) -> str:
-    return "\n".join(f"- {name}: {describe_distribution(d)}" for name, d in search_space.items())
+def describe_search_space(
+    search_space: Mapping[str, BaseDistribution],
+    conditions: Mapping[str, str] | None = None,
+) -> str:
+    """One line a parameter; a conditional one says when it is used."""
+    lines = []
+    for name, d in search_space.items():
+        line = f"- {name}: {describe_distribution(d)}"
+        if conditions and name in conditions:
+            line += f" (conditional: {conditions[name]})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def conditional_parameters(
+    search_space: Mapping[str, BaseDistribution], trials: Sequence[FrozenTrial]
+) -> dict[str, str]:
+    """Parameters of ``search_space`` that some finished trials lack, each with the condition
+    the trials show: the categorical values of another parameter under which it appears.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.distributions import CategoricalDistribution, FloatDistribution
+        >>> space = {"opt": CategoricalDistribution(["sgd", "adam"]),
+        ...          "momentum": FloatDistribution(0.0, 0.99)}
+        >>> trials = [optuna.trial.create_trial(params=p, distributions={
+        ...     k: space[k] for k in p}, value=1.0) for p in
+        ...     [{"opt": "sgd", "momentum": 0.9}, {"opt": "adam"}]]
+        >>> conditional_parameters(space, trials)
+        {'momentum': 'used only when opt is "sgd"'}
+    """
+    finished = [t for t in trials if t.state.is_finished() and t.params]
+    out: dict[str, str] = {}
+    for name in search_space:
+        having = [t for t in finished if name in t.params]
+        if not having or len(having) == len(finished):
+            continue
+        condition = "absent from some trials"
+        for other, dist in search_space.items():
+            if other == name or not isinstance(dist, CategoricalDistribution):
+                continue
+            with_other = [t for t in finished if other in t.params]
+            values = {json.dumps(_jsonable(t.params[other])) for t in having if other in t.params}
+            if not values or any(other not in t.params for t in having):
+                continue
+            if all(
+                (json.dumps(_jsonable(t.params[other])) in values) == (name in t.params)
+                for t in with_other
+            ):
+                shown = " or ".join(sorted(values))
+                condition = f"used only when {other} is {shown}"
+                break
+        out[name] = condition
+    return out
 
 
 def describe_goal(directions: Sequence[StudyDirection], metric_names: Sequence[str] | None) -> str:
@@ -96,9 +166,35 @@ def format_trial(trial: FrozenTrial, params: Mapping[str, Any] | None = None) ->
     return f"#{trial.number} {config} -> {format_outcome(trial)}"
 
 
+def constraint_violation(trial: FrozenTrial) -> float | None:
+    """Total violation of the trial's constraints (Optuna's ``constraints_func`` /
+    ``trial.set_constraint``; a constraint holds when its value is <= 0): 0.0 when feasible,
+    None when the trial has no constraints."""
+    values = trial.system_attrs.get(CONSTRAINTS_KEY)
+    if not values:
+        return None
+    try:
+        return float(sum(max(0.0, float(c)) for c in values))
+    except (TypeError, ValueError):
+        return None
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    violation = constraint_violation(trial)
+    return violation is None or violation == 0.0
+
+
 def format_outcome(trial: FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE and trial.values is not None:
-        return ", ".join(_num(v) for v in trial.values)
+        text = ", ".join(_num(v) for v in trial.values)
+        violation = constraint_violation(trial)
+        if violation is not None:
+            text += (
+                " (feasible)"
+                if violation == 0.0
+                else f" (INFEASIBLE: constraint violation {_num(violation)})"
+            )
+        return text
     if trial.state == TrialState.PRUNED:
         if trial.intermediate_values:
             step = max(trial.intermediate_values)
@@ -115,9 +211,13 @@ def select_history(
     n_best: int,
     n_recent: int,
 ) -> list[FrozenTrial]:
-    """The best ``n_best`` complete trials and the ``n_recent`` latest finished ones, in
-    trial-number order."""
-    complete = [t for t in finished if t.state == TrialState.COMPLETE and t.values is not None]
+    """The best ``n_best`` complete feasible trials and the ``n_recent`` latest finished ones,
+    in trial-number order (an infeasible trial is shown only as a recent one)."""
+    complete = [
+        t
+        for t in finished
+        if t.state == TrialState.COMPLETE and t.values is not None and is_feasible(t)
+    ]
     best = rank_trials(complete, directions)[:n_best]
     recent = sorted(finished, key=lambda t: t.number)[-n_recent:] if n_recent > 0 else []
     chosen = {t.number: t for t in [*best, *recent]}
@@ -128,7 +228,19 @@ def rank_trials(
     trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
 ) -> list[FrozenTrial]:
     """Best first: by value for one objective, by Pareto rank then crowding-free order for
-    several (non-dominated sorting as NSGA-II does)."""
+    several (non-dominated sorting as NSGA-II does). Infeasible trials (constraints violated)
+    come after every feasible one, least violation first."""
+    feasible = [t for t in trials if is_feasible(t)]
+    infeasible = sorted(
+        (t for t in trials if not is_feasible(t)),
+        key=lambda t: (constraint_violation(t) or 0.0, t.number),
+    )
+    return _rank_feasible(feasible, directions) + infeasible
+
+
+def _rank_feasible(
+    trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]
+) -> list[FrozenTrial]:
     if len(directions) == 1:
         sign = 1.0 if directions[0] == StudyDirection.MINIMIZE else -1.0
         return sorted(trials, key=lambda t: (_nan_last(sign * t.values[0]), t.number))
@@ -164,6 +276,10 @@ class PromptBuilder:
     def __init__(self, settings: PromptSettings) -> None:
         if settings.history not in ("compressed", "chat"):
             raise ValueError(f"history must be 'compressed' or 'chat', got {settings.history!r}.")
+        if settings.rationale not in RATIONALE_ORDERS:
+            raise ValueError(
+                f"rationale must be one of {RATIONALE_ORDERS}, got {settings.rationale!r}."
+            )
         self.settings = settings
 
     def build(
@@ -176,7 +292,13 @@ class PromptBuilder:
         n_configs: int = 1,
         fixed_params: Mapping[str, Any] | None = None,
         current_trial_number: int | None = None,
+        state: str | None = None,
+        n_trials: int | None = None,
+        restricted: bool = False,
     ) -> list[Message]:
+        """The messages of one request. ``state`` (an optimizer's state, a few lines) goes
+        just before the ask; ``n_trials`` (the study's whole budget) makes the prompt state
+        the trials left; ``restricted`` says the space given is a region to stay inside."""
         finished = [t for t in trials if t.state.is_finished()]
         pending = [
             t
@@ -185,8 +307,21 @@ class PromptBuilder:
             and t.number != current_trial_number
             and (t.params or t.system_attrs.get(PROPOSAL))
         ]
-        header = self._header(search_space, directions, metric_names, finished, pending)
+        conditions = conditional_parameters(search_space, finished)
+        header = self._header(
+            search_space, directions, metric_names, finished, pending, n_trials, restricted
+        )
+        if conditions:
+            header = header.replace(
+                describe_search_space(search_space),
+                describe_search_space(search_space, conditions)
+                + "\nGive every parameter a value; a conditional one is used only when its "
+                "condition holds.",
+                1,
+            )
         ask = self._ask(search_space, n_configs, fixed_params)
+        if state and state.strip():
+            ask = f"Optimizer state:\n{state.strip()}\n\n{ask}"
         if self.settings.history == "chat":
             return self._chat(header, ask, finished, pending)
         return self._compressed(header, ask, finished, pending, directions)
@@ -199,19 +334,32 @@ class PromptBuilder:
         metric_names: Sequence[str] | None,
         finished: Sequence[FrozenTrial],
         pending: Sequence[FrozenTrial],
+        n_trials: int | None = None,
+        restricted: bool = False,
     ) -> str:
         counts = {
             s: sum(t.state == s for t in finished)
             for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         }
         problem = self.settings.problem.strip() or "(no description given)"
-        return (
-            f"Problem: {problem}\n"
-            f"{describe_goal(directions, metric_names)}\n\n"
-            f"Search space:\n{describe_search_space(search_space)}\n\n"
+        space_title = (
+            "Search space (a region of the full space: propose inside it only)"
+            if restricted
+            else "Search space"
+        )
+        budget = (
             f"Budget used: {len(finished)} trials finished ({counts[TrialState.COMPLETE]} "
             f"complete, {counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed), "
             f"{len(pending)} running."
+        )
+        if n_trials is not None:
+            left = max(0, n_trials - len(finished) - len(pending))
+            budget += f" Trials left after this one: {max(0, left - 1)} of {n_trials}."
+        return (
+            f"Problem: {problem}\n"
+            f"{describe_goal(directions, metric_names)}\n\n"
+            f"{space_title}:\n{describe_search_space(search_space)}\n\n"
+            f"{budget}"
         )
 
     def _ask(
@@ -220,7 +368,6 @@ class PromptBuilder:
         n_configs: int,
         fixed_params: Mapping[str, Any] | None,
     ) -> str:
-        names = ", ".join(f'"{n}": <{_kind(d)}>' for n, d in search_space.items())
         lines = []
         if fixed_params:
             fixed = json.dumps({k: _jsonable(v) for k, v in fixed_params.items()})
@@ -233,21 +380,26 @@ class PromptBuilder:
                 "Propose the next configuration to evaluate: one likely to improve on "
                 "the best so far and different from every configuration above."
             )
-            shape = f'{{"rationale": "<why>", "config": {{{names}}}}}'
         else:
             lines.append(
                 f"Propose {n_configs} different configurations to evaluate first, "
                 "spread over the promising region, none repeating another."
             )
-            shape = f'{{"rationale": "<why>", "configs": [{{{names}}}, ...]}}'
+        order = self.settings.rationale_order
         if self.settings.chain_of_thought:
             lines.append(
                 'First reason step by step in "rationale" (what the results so far '
                 "suggest and why), then give the configuration."
             )
-        else:
+        elif order == "first":
             lines.append('"rationale" is one short sentence saying why.')
-        lines.append(f"Every value must respect its range and type. Reply with JSON only: {shape}")
+        elif order == "last":
+            lines.append('After the configuration, "rationale" is one short sentence saying why.')
+        lines.append(
+            "Every value must respect its range and type. Reply with JSON only, in this "
+            "format (the values below only show the format, choose your own):\n"
+            + json.dumps(example_answer(search_space, n_configs, order))
+        )
         return "\n".join(lines)
 
     def _compressed(
@@ -307,27 +459,89 @@ class PromptBuilder:
         finished: Sequence[FrozenTrial],
         pending: Sequence[FrozenTrial],
     ) -> list[Message]:
-        messages: list[Message] = [
-            {"role": "system", "content": SYSTEM_PROMPT},
-        ]
+        """The seed paper's dialogue. Only trials the LLM chose are assistant turns; a trial
+        another sampler or the user chose is told in the user's turn, with who chose it."""
+        messages: list[Message] = [{"role": "system", "content": SYSTEM_PROMPT}]
         turns = sorted(finished, key=lambda t: t.number)
-        messages.append({"role": "user", "content": header + "\n\n" + ask})
-        for i, trial in enumerate(turns):
-            config = {k: _jsonable(v) for k, v in trial.params.items()}
-            messages.append({"role": "assistant", "content": json.dumps({"config": config})})
-            follow = f"Result of trial #{trial.number}: {format_outcome(trial)}."
-            if i == len(turns) - 1:
-                if pending:
-                    follow += (
-                        "\nBeing evaluated right now by other workers (do not propose "
-                        "these again): "
-                        + "; ".join(json.dumps(_pending_params(t)) for t in pending)
-                    )
-                follow += "\n" + ask
+        user = header + "\n\n" + ask
+        for trial in turns:
+            config = json.dumps({k: _jsonable(v) for k, v in trial.params.items()})
+            if chooser(trial) == "you":
+                if messages[-1]["role"] == "assistant":
+                    user += " Propose the next configuration."
+                messages.append({"role": "user", "content": user})
+                messages.append({"role": "assistant", "content": f'{{"config": {config}}}'})
+                user = f"Result of trial #{trial.number}: {format_outcome(trial)}."
             else:
-                follow += " Propose the next configuration."
-            messages.append({"role": "user", "content": follow})
+                user += (
+                    f"\nTrial #{trial.number} was chosen by {chooser(trial)}, not by you: "
+                    f"{config} -> {format_outcome(trial)}."
+                )
+        if turns:
+            if pending:
+                user += (
+                    "\nBeing evaluated right now by other workers (do not propose these "
+                    "again): " + "; ".join(json.dumps(_pending_params(t)) for t in pending)
+                )
+            user += "\n" + ask
+        messages.append({"role": "user", "content": user})
         return messages
+
+
+def chooser(trial: FrozenTrial) -> str:
+    """Who chose the trial's configuration, for the chat history: ``"you"`` (the LLM),
+    the fallback or base sampler by name, or ``"the user"`` (enqueued or given)."""
+    source = str(trial.user_attrs.get(SOURCE, ""))
+    if source.startswith("llm"):
+        return "you"
+    if source.startswith("fallback:"):
+        return f"the fallback sampler ({source.split(':', 1)[1]})"
+    if source:
+        return f"the {source} sampler"
+    return "the user"
+
+
+def example_answer(
+    search_space: Mapping[str, BaseDistribution], n_configs: int = 1, rationale: str = "first"
+) -> dict[str, Any]:
+    """A concrete answer in the schema's shape, with values from the space (so a small
+    model has nothing like ``<number>`` to copy).
+
+    Example:
+        >>> from optuna.distributions import FloatDistribution, IntDistribution
+        >>> example_answer({"x": FloatDistribution(-5, 10), "n": IntDistribution(1, 9)})
+        {'rationale': 'one short reason', 'config': {'x': -1.25, 'n': 3}}
+    """
+    configs = [example_config(search_space, (i + 1) / (n_configs + 3)) for i in range(n_configs)]
+    body: dict[str, Any] = (
+        {"config": configs[0]} if n_configs == 1 else {"configs": configs[: min(n_configs, 2)]}
+    )
+    if rationale == "none":
+        return body
+    if rationale == "first":
+        return {"rationale": "one short reason", **body}
+    return {**body, "rationale": "one short reason"}
+
+
+def example_config(search_space: Mapping[str, BaseDistribution], at: float) -> dict[str, Any]:
+    """A valid configuration a fraction ``at`` of the way through every range."""
+    config: dict[str, Any] = {}
+    for k, (name, d) in enumerate(search_space.items()):
+        if isinstance(d, CategoricalDistribution):
+            config[name] = _jsonable(d.choices[k % len(d.choices)])
+            continue
+        if not isinstance(d, (FloatDistribution, IntDistribution)):
+            continue
+        low, high = float(d.low), float(d.high)
+        if d.log and low > 0:
+            value = math.exp(math.log(low) + at * (math.log(high) - math.log(low)))
+        else:
+            value = low + at * (high - low)
+        if d.step is not None:
+            value = low + round((value - low) / d.step) * d.step
+        value = min(max(value, low), high)
+        config[name] = round(value) if isinstance(d, IntDistribution) else _jsonable(value)
+    return config
 
 
 def _pending_params(trial: FrozenTrial) -> dict[str, Any]:

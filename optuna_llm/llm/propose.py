@@ -98,10 +98,12 @@ def propose(
     seed: int | None = None,
     max_tokens: int | None = None,
     budget_left: Callable[[], bool] = lambda: True,
+    rationale: str = "first",
 ) -> list[Proposal]:
     """Up to ``n_configs`` valid, distinct, allowed proposals (at least one), or raise
-    :class:`ProposalFailed`."""
-    schema = answer_schema(search_space, n_configs)
+    :class:`ProposalFailed`. ``rationale`` places the rationale in the answer schema
+    (:func:`~optuna_llm.llm.schema.answer_schema`)."""
+    schema = answer_schema(search_space, n_configs, rationale)
     conversation = list(messages)
     accepted: list[Proposal] = []
     for attempt in range(max_attempts):
@@ -114,7 +116,7 @@ def propose(
                 json_schema=schema,
                 temperature=retry_temperature(temperature, attempt),
                 max_tokens=max_tokens or 256 + 192 * wanted,
-                seed=None if seed is None else seed + attempt,
+                seed=retry_seed(seed, attempt),
             )
         except (CacheMissError, LLMUnavailableError):
             raise
@@ -161,6 +163,15 @@ def retry_temperature(temperature: float, attempt: int) -> float:
     again tends to repeat itself (small models repeat a configuration already tried), so each
     retry samples a little hotter: 0.4, then 0.8, at most 1.0."""
     return temperature if attempt == 0 else max(temperature, min(1.0, 0.4 * attempt))
+
+
+def retry_seed(seed: int | None, attempt: int) -> int | None:
+    """Seed of the ``attempt``-th request: ``seed + attempt``; with no seed, the first request
+    sends none and each retry sends ``attempt`` (a retry that reused the server's seed would
+    sample the same tokens again). Deterministic, so a recorded study replays."""
+    if seed is None:
+        return None if attempt == 0 else attempt
+    return seed + attempt
 
 
 def _read_answer(

@@ -42,25 +42,42 @@ def config_schema(search_space: Mapping[str, BaseDistribution]) -> JSONSchema:
     }
 
 
-def answer_schema(search_space: Mapping[str, BaseDistribution], n_configs: int = 1) -> JSONSchema:
-    """Schema of a whole answer: a rationale first (so it is written before the numbers), then
-    one configuration (``config``) or ``n_configs`` of them (``configs``)."""
-    properties: dict[str, Any] = {"rationale": {"type": "string"}}
-    if n_configs == 1:
-        properties["config"] = config_schema(search_space)
-        required = ["rationale", "config"]
-    else:
-        properties["configs"] = {
+RATIONALE_ORDERS = ("first", "last", "none")
+
+
+def answer_schema(
+    search_space: Mapping[str, BaseDistribution], n_configs: int = 1, rationale: str = "first"
+) -> JSONSchema:
+    """Schema of a whole answer: one configuration (``config``) or ``n_configs`` of them
+    (``configs``), with a ``rationale`` string before them (``"first"``: written before the
+    numbers, reasoning first), after them (``"last"``: a small model spends its tokens on the
+    numbers first) or not at all (``"none"``). Constrained decoding keeps the key order.
+
+    Example:
+        >>> from optuna.distributions import FloatDistribution
+        >>> list(answer_schema({"x": FloatDistribution(0, 1)}, rationale="last")["properties"])
+        ['config', 'rationale']
+    """
+    if rationale not in RATIONALE_ORDERS:
+        raise ValueError(f"rationale must be one of {RATIONALE_ORDERS}, got {rationale!r}.")
+    key = "config" if n_configs == 1 else "configs"
+    body: JSONSchema = (
+        config_schema(search_space)
+        if n_configs == 1
+        else {
             "type": "array",
             "items": config_schema(search_space),
             "minItems": n_configs,
             "maxItems": n_configs,
         }
-        required = ["rationale", "configs"]
+    )
+    text: JSONSchema = {"type": "string"}
+    order = {"first": ["rationale", key], "last": [key, "rationale"], "none": [key]}[rationale]
+    properties = {name: (body if name == key else text) for name in order}
     return {
         "type": "object",
         "properties": properties,
-        "required": required,
+        "required": order,
         "additionalProperties": False,
     }
 

@@ -1,10 +1,27 @@
 """Turn an LLM's text into a valid Optuna configuration, or say precisely what is wrong.
 
-Near misses are repaired and reported (so the trial is marked ``llm-repaired``): a number out
-of range is clipped, an off-grid value is snapped to the step, ``"1e-3"`` or ``5.0`` is
-coerced, a categorical answered by its string form (``"true"``, ``"None"``, ``"0.1"``) is
-mapped to the choice. Everything else (no JSON, NaN/inf, a missing parameter, a categorical
-that is not a choice) is an error whose message is fed back to the LLM.
+Only near misses are repaired, and each repair is reported (the trial is then marked
+``llm-repaired``):
+
+- a type coercion: ``"1e-3"`` for a float, ``5.0`` for an integer, a categorical answered by
+  its string form (``"true"``, ``"None"``, ``"0.1"``);
+- a rounding: ``3.4`` for an integer, an off-grid value snapped to the step;
+- a value at most :data:`NEAR_MISS` (5 %) of the range's width outside the range (on a log
+  scale also at most 5 % of the log range's width, and positive): clipped to the bound.
+
+Everything else is refused with a message fed back to the LLM, and the answer is never used:
+no JSON, NaN/inf, a number too large for a float (a 400-digit integer), a value further out of
+range (``learning_rate: 1e15`` for ``[1e-5, 0.1]``), a missing parameter, a categorical that
+is not a choice.
+
+Example:
+    >>> from optuna.distributions import FloatDistribution
+    >>> validate_value(1.02, FloatDistribution(0.0, 1.0))
+    (1.0, 'clipped 1.02 into [0.0, 1.0]')
+    >>> validate_value(1.5, FloatDistribution(0.0, 1.0))
+    Traceback (most recent call last):
+    ...
+    optuna_llm.llm.validate.InvalidAnswer: 1.5 is outside [0.0, 1.0]; choose a value in that range
 """
 
 from __future__ import annotations
@@ -24,6 +41,9 @@ from optuna.distributions import (
 )
 
 _MAX_SHOWN = 120  # characters of a bad value quoted back in an error
+
+NEAR_MISS = 0.05
+"""The largest miss outside a numeric range that is repaired, as a fraction of its width."""
 
 
 class InvalidAnswer(ValueError):
@@ -115,14 +135,24 @@ def _numeric(
             raise InvalidAnswer(f"expected a number, got the string {_shorten(value)}") from None
         notes.append(f"coerced string {_shorten(value)}")
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except (OverflowError, TypeError, ValueError):
+            raise InvalidAnswer(
+                f"{_shorten(value)} is not a usable number; choose a value in "
+                f"[{distribution.low}, {distribution.high}]"
+            ) from None
     if not math.isfinite(number):
         raise InvalidAnswer(
-            f"{number} is not a finite number; choose a value in "
+            f"{_shorten(value)} is not a finite number; choose a value in "
             f"[{distribution.low}, {distribution.high}]"
         )
     low, high = distribution.low, distribution.high
     if number < low or number > high:
+        if not _near_miss(number, distribution):
+            raise InvalidAnswer(
+                f"{number:g} is outside [{low}, {high}]; choose a value in that range"
+            )
         notes.append(f"clipped {number:g} into [{low}, {high}]")
         number = min(max(number, low), high)
     step = distribution.step
@@ -137,8 +167,29 @@ def _numeric(
             notes.append(f"snapped {number:g} to step {step}")
         number = snapped
     if is_int:
-        return round(number), "; ".join(notes) or None
+        rounded = round(number)
+        if rounded != number:
+            notes.append(f"rounded {number:g} to {rounded}")
+        return rounded, "; ".join(notes) or None
     return float(number), "; ".join(notes) or None
+
+
+def _near_miss(number: float, distribution: FloatDistribution | IntDistribution) -> bool:
+    """Whether ``number``, outside the range, is within :data:`NEAR_MISS` of it."""
+    low, high = float(distribution.low), float(distribution.high)
+    width = high - low
+    miss = low - number if number < low else number - high
+    if width <= 0:
+        return miss <= NEAR_MISS * max(abs(low), 1e-12)
+    if miss > NEAR_MISS * width:
+        return False
+    if distribution.log:
+        if number <= 0:
+            return False
+        log_width = math.log(high) - math.log(low)
+        log_miss = math.log(low) - math.log(number) if number < low else math.log(number / high)
+        return log_width <= 0 or log_miss <= NEAR_MISS * log_width
+    return True
 
 
 def _categorical(value: Any, distribution: CategoricalDistribution) -> tuple[Any, str | None]:

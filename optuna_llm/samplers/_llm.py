@@ -27,14 +27,15 @@ from optuna_llm._attrs import (
     LLM_REPAIRS,
     RATIONALE,
     SOURCE,
+    STUDY_N_TRIALS,
     sampler_name,
     set_user_attrs,
 )
 from optuna_llm.llm.base import ChatClient, LLMUnavailableError
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
-from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed, propose
+from optuna_llm.llm.prompts import DEFAULT_RATIONALE, PromptSettings
+from optuna_llm.llm.proposer import ExchangeLog, Proposal, ProposalFailed, Proposer
 from optuna_llm.samplers._history import (
     claim_config,
     describe_state,
@@ -124,6 +125,12 @@ class LLMSampler(BaseSampler):
         max_prompt_tokens: Bound of the compressed prompt.
         client: A ready :class:`~optuna_llm.llm.ChatClient` (overrides the connection
             arguments).
+        rationale: Where the answer's one-sentence rationale goes: ``"first"`` (before the
+            configuration), ``"last"`` (after it) or ``"none"``; see docs/llm.md for what
+            each costs a small model. ``chain_of_thought`` implies ``"first"``.
+        n_trials: The study's whole budget, stated in the prompt as trials left (else the
+            study's user attr ``n_trials`` if set; Optuna's own ``n_trials`` is not visible
+            to a sampler).
     """
 
     def __init__(
@@ -144,15 +151,9 @@ class LLMSampler(BaseSampler):
         max_attempts: int = 3,
         max_prompt_tokens: int = 3000,
         client: ChatClient | None = None,
+        n_trials: int | None = None,
+        rationale: str = DEFAULT_RATIONALE,
     ) -> None:
-        self._builder = PromptBuilder(
-            PromptSettings(
-                problem=problem,
-                history=history,
-                chain_of_thought=chain_of_thought,
-                max_prompt_tokens=max_prompt_tokens,
-            )
-        )
         if max_total_tokens is not None and max_total_tokens < 0:
             raise ValueError("max_total_tokens must be a non-negative number of tokens or None.")
         if max_attempts < 1:
@@ -161,12 +162,13 @@ class LLMSampler(BaseSampler):
             raise TypeError(
                 "fallback must be an Optuna sampler, e.g. optuna.samplers.RandomSampler()."
             )
-        self._temperature = temperature
+        if n_trials is not None and n_trials < 1:
+            raise ValueError(
+                f"n_trials must be a positive number of trials or None, got {n_trials}."
+            )
         self._fallback = fallback or RandomSampler(seed=seed)
-        self._max_total_tokens = max_total_tokens
-        self._seed = seed
         self._search_space = dict(search_space or {})
-        self._max_attempts = max_attempts
+        self._n_trials = n_trials
         if client is None:
             replay_only = isinstance(cache, LLMCache) and cache.mode == "replay"
             if not (
@@ -178,7 +180,20 @@ class LLMSampler(BaseSampler):
             ):
                 _check_embedded_installed()
             client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
-        self._client = client
+        self._proposer = Proposer(
+            client,
+            PromptSettings(
+                problem=problem,
+                history=history,
+                chain_of_thought=chain_of_thought,
+                max_prompt_tokens=max_prompt_tokens,
+                rationale=rationale,
+            ),
+            temperature=temperature,
+            seed=seed,
+            max_attempts=max_attempts,
+            max_total_tokens=max_total_tokens,
+        )
         self._trials: dict[int, _TrialState] = {}
         self._lock = threading.Lock()
         self._budget_warned = False
@@ -228,24 +243,16 @@ class LLMSampler(BaseSampler):
         if state.fell_back or param_distribution.single():
             return self._fallback.sample_independent(study, trial, param_name, param_distribution)
         trials = study._get_trials(deepcopy=False, use_cache=True)
-        messages = self._builder.build(
-            space,
-            trials,
-            study.directions,
-            _metric_names(study),
-            fixed_params=trial.params,
-            current_trial_number=trial.number,
-        )
         try:
-            proposal = propose(
-                self._client,
-                messages,
+            proposal = self._proposer.propose(
                 space,
-                forbidden=lambda _: None,
+                trials,
+                study.directions,
+                _metric_names(study),
                 log=state.log,
-                max_attempts=self._max_attempts,
-                temperature=self._temperature,
-                seed=self._seed,
+                fixed_params=trial.params,
+                current_trial_number=trial.number,
+                n_trials=self._study_n_trials(study),
                 budget_left=lambda: self._budget_left(study, state.log),
             )[0]
             value, source, rationale = (
@@ -304,22 +311,15 @@ class LLMSampler(BaseSampler):
                 )
                 return None if other is None else describe_state(other)
 
-            messages = self._builder.build(
+            proposal = self._proposer.propose(
                 search_space,
                 trials,
                 study.directions,
                 _metric_names(study),
-                current_trial_number=trial.number,
-            )
-            proposal = propose(
-                self._client,
-                messages,
-                search_space,
                 forbidden=forbidden,
                 log=log,
-                max_attempts=self._max_attempts,
-                temperature=self._temperature,
-                seed=self._seed,
+                current_trial_number=trial.number,
+                n_trials=self._study_n_trials(study),
                 budget_left=lambda: self._budget_left(study, log),
             )[0]
             if claim_config(study, trial, proposal.params, search_space):
@@ -366,11 +366,25 @@ class LLMSampler(BaseSampler):
             state.source = source
         return state.source
 
+    @property
+    def proposer(self) -> Proposer:
+        """The proposer (client, prompt settings, sampling, token cap) this sampler uses;
+        other samplers reuse it by composition."""
+        return self._proposer
+
+    def _study_n_trials(self, study: Study) -> int | None:
+        """The study's whole budget: ``n_trials=`` given here, else the study's user attr
+        ``n_trials`` (``optuna-llm run --n-trials`` sets it), else unknown."""
+        if self._n_trials is not None:
+            return self._n_trials
+        value = study.user_attrs.get(STUDY_N_TRIALS)
+        return value if isinstance(value, int) and value > 0 else None
+
     def _budget_left(self, study: Study, log: ExchangeLog) -> bool:
-        if self._max_total_tokens is None:
+        if self._proposer.max_total_tokens is None:
             return True
         used = study_token_total(study) + log.total_tokens
-        if used < self._max_total_tokens:
+        if self._proposer.budget_left(used):
             return True
         if not self._budget_warned:
             self._budget_warned = True
@@ -378,7 +392,7 @@ class LLMSampler(BaseSampler):
                 "LLM token budget used up (%d of max_total_tokens=%d): the fallback sampler "
                 "chooses from now on.",
                 used,
-                self._max_total_tokens,
+                self._proposer.max_total_tokens,
             )
         return False
 

@@ -30,15 +30,15 @@ from optuna_llm._attrs import (
 )
 from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
-from optuna_llm.llm.propose import ExchangeLog, ProposalFailed, propose
+from optuna_llm.llm.prompts import PromptSettings
+from optuna_llm.llm.proposer import ExchangeLog, ProposalFailed, Proposer
 from optuna_llm.samplers._history import (
     claim_config,
     describe_state,
     duplicate_of,
     jsonable_params,
 )
-from optuna_llm.samplers._llm import LLMSampler
+from optuna_llm.samplers._llm import LLMSampler, study_token_total
 
 _logger = logging.getLogger(__name__)
 
@@ -77,13 +77,16 @@ class LLMSeededSampler(BaseSampler):
         base_sampler: The sampler after the seeds (``TPESampler``, ``GPSampler``, any).
         n_seed_trials: How many trials the LLM chooses.
         llm: The LLM: ``None`` (environment or the embedded model), a
-            :class:`~optuna_llm.llm.ChatClient`, or an :class:`LLMSampler` whose client and
-            problem are reused.
+            :class:`~optuna_llm.llm.ChatClient`, or an :class:`LLMSampler` whose proposer
+            (client, prompt settings, temperature, seed, ``max_total_tokens``,
+            ``max_attempts``) is reused.
         problem: What is being optimised, in words.
         search_space: Distributions the seeds are chosen from.
         fallback: Sampler for seeds the LLM could not give (default ``RandomSampler``).
         seed: Seed of the default fallback.
         seed_wait: Seconds a worker waits for another worker's LLM batch.
+        max_attempts: LLM answers per request before falling back (when ``llm`` is not an
+            :class:`LLMSampler`, whose own setting holds).
     """
 
     def __init__(
@@ -110,23 +113,31 @@ class LLMSeededSampler(BaseSampler):
         self._fallback = fallback or RandomSampler(seed=seed)
         self._search_space = dict(search_space or {})
         self._seed_wait = seed_wait
-        self._max_attempts = max_attempts
         if isinstance(llm, LLMSampler):
-            client, settings = llm._client, llm._builder.settings
-            if problem:
-                settings = PromptSettings(**{**settings.__dict__, "problem": problem})
+            # The given sampler's proposer: its client, prompt settings, temperature, seed and
+            # study-wide token cap hold for the batch request too.
+            proposer = llm.proposer.with_problem(problem) if problem else llm.proposer
         else:
-            client = llm if llm is not None else make_client()
-            settings = PromptSettings(problem=problem)
-        self._client = client
-        self._builder = PromptBuilder(settings)
+            proposer = Proposer(
+                llm if llm is not None else make_client(),
+                PromptSettings(problem=problem),
+                max_attempts=max_attempts,
+                seed=seed,
+            )
+        self._proposer = proposer
         # Seed trials whose search space is unknown are asked parameter by parameter.
         self._per_param = LLMSampler(
-            settings.problem,
-            client=client,
+            proposer.settings.problem,
+            client=proposer.client,
             fallback=self._fallback,
-            max_attempts=max_attempts,
+            max_attempts=proposer.max_attempts,
             search_space=search_space,
+            temperature=proposer.temperature,
+            seed=proposer.seed,
+            max_total_tokens=proposer.max_total_tokens,
+            history=proposer.settings.history,
+            chain_of_thought=proposer.settings.chain_of_thought,
+            max_prompt_tokens=proposer.settings.max_prompt_tokens,
         )
 
     def _is_seed(self, trial: FrozenTrial) -> bool:
@@ -254,14 +265,6 @@ class LLMSeededSampler(BaseSampler):
         )
         wanted = max(1, self._n_seed - taken)
         log = ExchangeLog()
-        messages = self._builder.build(
-            search_space,
-            trials,
-            study.directions,
-            study.metric_names,
-            n_configs=wanted,
-            current_trial_number=trial.number,
-        )
 
         def forbidden(params: Mapping[str, Any]) -> str | None:
             other = duplicate_of(
@@ -270,14 +273,18 @@ class LLMSeededSampler(BaseSampler):
             return None if other is None else describe_state(other)
 
         try:
-            proposals = propose(
-                self._client,
-                messages,
+            proposals = self._proposer.propose(
                 search_space,
+                trials,
+                study.directions,
+                study.metric_names,
                 forbidden=forbidden,
                 log=log,
                 n_configs=wanted,
-                max_attempts=self._max_attempts,
+                current_trial_number=trial.number,
+                budget_left=lambda: self._proposer.budget_left(
+                    study_token_total(study) + log.total_tokens
+                ),
             )
         except ProposalFailed as exc:
             set_user_attrs(study, trial, {FALLBACK_REASON: str(exc)[:2000], **log.as_user_attrs()})

@@ -56,21 +56,11 @@ def test_no_out_of_space_value_is_accepted(direct: list[tuple[HostileAnswer, Out
     assert [(a.kind, o.error) for a, o in direct if o.intended_mismatch] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optuna_llm/llm/validate.py _numeric: float() of a JSON integer of 400+ digits "
-    "raises OverflowError, which the proposer does not catch (LLM helper's file)",
-)
 def test_no_answer_crashes_the_reader(direct: list[tuple[HostileAnswer, Outcome]]) -> None:
     crashes = Counter((a.kind, o.error) for a, o in direct if o.observed == "crash")
     assert crashes == Counter()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="far out-of-range values are clipped (llm-repaired) instead of refused, and the "
-    "huge-integer crash; the near-miss-only repair rules of issue 12 change this",
-)
 def test_each_answer_is_classed_as_expected(direct: list[tuple[HostileAnswer, Outcome]]) -> None:
     wrong = Counter(
         (a.kind, a.expected, o.observed)
@@ -80,11 +70,6 @@ def test_each_answer_is_classed_as_expected(direct: list[tuple[HostileAnswer, Ou
     assert wrong == Counter()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 400+-digit integer in an answer: OverflowError in validate.py fails the trial "
-    "and ends study.optimize instead of falling back",
-)
 def test_through_the_scripted_server_no_study_crashes() -> None:
     answers = [a for a in iter_corpus(seed=1, n=200) if a.n_configs == 1 and a.space == "float"]
     result = run_server_pass(answers)
@@ -99,7 +84,6 @@ def test_through_the_scripted_server_no_study_crashes() -> None:
     assert [o.error for o in result.outcomes if o.observed == "crash"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="validate.py: OverflowError on a 400-digit integer")
 def test_a_huge_integer_literal_is_an_invalid_answer() -> None:
     with pytest.raises(InvalidAnswer):
         validate_value(int("9" * 400), FloatDistribution(0.0, 1.0))

@@ -3,6 +3,7 @@ OpenAI-compatible server, reached through the ``openai`` client."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -12,7 +13,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from optuna_llm.llm.embedded import GEMMA_SHA256, default_model_path, sha256_of
+from optuna_llm.llm.client import OpenAIChatClient
+from optuna_llm.llm.embedded import (
+    GEMMA_SHA256,
+    EmbeddedLlamaClient,
+    default_model_path,
+    sha256_of,
+)
 from optuna_llm.samplers import LLMSampler
 from tests.helpers.llm_servers import start_llama_server
 
@@ -78,3 +85,61 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert len(study.trials) == 3
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert all("source" in t.user_attrs for t in study.trials)
+
+
+# -- issue 16 items 1, 2 and 6: sampling settings, grammar, prefix reuse --------------------------
+
+SYSTEM = {
+    "role": "system",
+    "content": "You are a helpful assistant. " * 40 + "Answer briefly.",
+}
+
+
+@pytest.fixture(scope="module")
+def embedded() -> EmbeddedLlamaClient:
+    return EmbeddedLlamaClient()
+
+
+def test_the_schema_grammar_is_applied_in_process(embedded: EmbeddedLlamaClient) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"poem": {"type": "string"}, "word": {"enum": ["zebra-42"]}},
+        "required": ["poem", "word"],
+        "additionalProperties": False,
+    }
+    ask = {"role": "user", "content": "Write a poem of four lines in 'poem', one per line."}
+    result = embedded.chat([SYSTEM, ask], json_schema=schema, max_tokens=120, temperature=0.7)
+    answer = json.loads(result.text)  # strict: a raw line break inside a string fails here
+    assert answer["word"] == "zebra-42" and list(answer) == ["poem", "word"]
+
+
+def test_temperature_and_seed_reach_llama_cpp(embedded: EmbeddedLlamaClient) -> None:
+    ask = [SYSTEM, {"role": "user", "content": "Name one animal and say something about it."}]
+
+    def say(seed: int, temperature: float = 1.0) -> str:
+        return embedded.chat(ask, temperature=temperature, seed=seed, max_tokens=24).text
+
+    assert say(1) == say(1)
+    assert len({say(1), say(2), say(3)}) >= 2
+    assert say(1, 0.0) == say(2, 0.0)  # greedy: the seed does not matter
+
+
+def test_the_unchanged_prefix_is_not_evaluated_again(embedded: EmbeddedLlamaClient) -> None:
+    embedded.chat([SYSTEM, {"role": "user", "content": "Say one."}], max_tokens=4)
+    result = embedded.chat([SYSTEM, {"role": "user", "content": "Say two."}], max_tokens=4)
+    stats = embedded.last_prefill
+    assert stats is not None and stats.prompt_tokens == result.prompt_tokens
+    assert stats.reused_tokens > result.prompt_tokens // 2  # the system prompt came from cache
+
+
+def test_seed_and_temperature_reach_llama_cpps_server() -> None:
+    with start_llama_server() as base_url:
+        client = OpenAIChatClient("gemma", base_url=base_url)
+        ask = [SYSTEM, {"role": "user", "content": "Name one animal and say something about it."}]
+
+        def say(seed: int) -> str:
+            return client.chat(ask, temperature=1.0, seed=seed, max_tokens=24).text
+
+        first = say(1)
+        assert say(1) == first
+        assert len({first, say(2), say(3)}) >= 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
@@ -27,7 +29,11 @@ def study_with(n: int, directions: list[str] | None = None) -> optuna.Study:
             "opt": ["adam", "sgd"][i % 2],
         }
         values = [float(i % 13)] * len(study.directions)
-        trials.append(create_trial(params=params, distributions=SPACE, values=values))
+        trials.append(
+            create_trial(
+                params=params, distributions=SPACE, values=values, user_attrs={"source": "llm"}
+            )
+        )
     study.add_trials(trials)
     return study
 
@@ -114,3 +120,93 @@ def test_chain_of_thought_and_batch_requests() -> None:
     ]
     assert "reason step by step" in text
     assert "Propose 5 different configurations" in text and '"configs"' in text
+
+
+# -- issue 16 item 3 and 8: no placeholders, budget, conditions, constraints, who chose ---------
+
+
+def test_the_ask_has_a_concrete_example_and_no_placeholders() -> None:
+    for history in ("compressed", "chat"):
+        for n_configs in (1, 3):
+            text = build(study_with(2), history, n_configs=n_configs)[-1]["content"]
+            assert "<why>" not in text and "<number>" not in text and "<integer>" not in text
+            example = json.loads(text[text.rindex("\n") + 1 :])  # the last line: the example
+            configs = [example["config"]] if n_configs == 1 else example["configs"]
+            for config in configs:  # real values from the space, not placeholders
+                assert 1e-5 <= config["lr"] <= 0.1 and config["layers"] in (1, 3, 5, 7, 9)
+                assert config["opt"] in ("adam", "sgd")
+
+
+def test_rationale_order_is_a_setting() -> None:
+    def ask(order: str) -> str:
+        builder = PromptBuilder(PromptSettings(problem="p", rationale=order))
+        messages = builder.build(SPACE, [], [optuna.study.StudyDirection.MINIMIZE], None)
+        text = messages[-1]["content"]
+        return text[text.rindex("\n") + 1 :]  # the example answer
+
+    assert ask("first").index('"rationale"') < ask("first").index('"config"')
+    assert ask("last").index('"config"') < ask("last").index('"rationale"')
+    assert '"rationale"' not in ask("none")
+
+
+def test_the_budget_left_is_stated_when_known() -> None:
+    text = build(study_with(4), "compressed", n_trials=10)[-1]["content"]
+    assert "Trials left after this one: 5 of 10." in text
+
+
+def test_conditional_parameters_are_shown_with_their_condition() -> None:
+    space = {
+        "opt": CategoricalDistribution(["adam", "sgd"]),
+        "momentum": FloatDistribution(0.0, 0.99),
+        "lr": FloatDistribution(1e-5, 1e-1, log=True),
+    }
+    study = optuna.create_study()
+    for i, opt in enumerate(["sgd", "adam", "sgd", "adam"]):
+        params: dict[str, object] = {"opt": opt, "lr": 10 ** -(i + 1)}
+        if opt == "sgd":
+            params["momentum"] = 0.5
+        dists = {k: space[k] for k in params}
+        study.add_trial(create_trial(params=params, distributions=dists, value=float(i)))
+    builder = PromptBuilder(PromptSettings(problem="p"))
+    text = builder.build(space, study.trials, study.directions, None)[-1]["content"]
+    assert '- momentum: float in [0, 0.99] (conditional: used only when opt is "sgd")' in text
+    assert "- lr: float in [1e-05, 0.1], log scale\n" in text
+
+
+def test_constraints_mark_feasibility_and_infeasible_is_never_best() -> None:
+    study = optuna.create_study()
+    for i, (value, constraint) in enumerate([(0.1, 2.0), (5.0, -1.0), (3.0, 0.0)]):
+        trial = create_trial(
+            params={"lr": 10 ** -(i + 2), "layers": 3, "opt": "adam"},
+            distributions=SPACE,
+            value=value,
+            system_attrs={"constraints": [constraint]},
+        )
+        study.add_trial(trial)
+    builder = PromptBuilder(PromptSettings(problem="p", n_best=1, n_recent=0))
+    text = builder.build(SPACE, study.trials, study.directions, None)[-1]["content"]
+    assert "#2 " in text and "3 (feasible)" in text  # the best feasible, not #0 (0.1)
+    assert "#0 " not in text
+    full = build(study, "compressed")[-1]["content"]
+    assert "0.1 (INFEASIBLE: constraint violation 2)" in full
+
+
+def test_chat_history_says_who_chose_each_trial() -> None:
+    study = optuna.create_study()
+    for i, source in enumerate(["llm", "fallback:random", None]):
+        attrs = {"source": source} if source else {}
+        study.add_trial(
+            create_trial(
+                params={"lr": 10 ** -(i + 2), "layers": 3, "opt": "adam"},
+                distributions=SPACE,
+                value=float(i),
+                user_attrs=attrs,
+            )
+        )
+    messages = build(study, "chat")
+    assistant = [m for m in messages if m["role"] == "assistant"]
+    assert len(assistant) == 1 and '"lr": 0.01' in assistant[0]["content"]
+    last = messages[-1]["content"]
+    assert "Trial #1 was chosen by the fallback sampler (random), not by you" in last
+    assert "Trial #2 was chosen by the user, not by you" in last
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]

@@ -46,11 +46,11 @@ def test_valid_config_is_unchanged() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
-        ("lr", 5.0, 0.1),  # clipped
+        ("lr", 0.102, 0.1),  # clipped: 2 % of the width above, and a hair in log terms
         ("lr", "1e-3", 0.001),  # coerced
         ("layers", 4, 5),  # snapped to step 2 from 1 (4 -> 5 rounds half to even on 1.5)
         ("layers", 2.9, 3),
-        ("layers", 100, 9),
+        ("layers", 9.3, 9),  # 3.75 % of the width above: clipped
         ("dropout", 0.23, 0.2),
         ("opt", "SGD", "sgd"),
         ("flag", "true", True),
@@ -67,9 +67,28 @@ def test_near_misses_are_repaired(name: str, value: object, expected: object) ->
 
 
 def test_int_repair_lands_on_grid() -> None:
-    for raw in [-3, 0, 1, 2, 3.4, 4, 7.6, 8, 9, 12]:
+    for raw in [0.9, 1, 2, 3.4, 4, 7.6, 8, 9, 9.2]:
         value, _ = validate_value(raw, SPACE["layers"])
         assert value in (1, 3, 5, 7, 9)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("lr", 1e15),  # issue 16: was clipped to 0.1 and stored as the LLM's choice
+        ("lr", 0.2),  # 100 % of the width above
+        ("lr", 0.0),  # not positive on a log scale
+        ("lr", -0.001),
+        ("layers", 100),
+        ("layers", -3),
+        ("dropout", 0.7),
+        ("layers", int("9" * 400)),  # float() of it raised OverflowError
+        ("lr", -int("9" * 400)),
+    ],
+)
+def test_far_misses_are_refused_with_the_range(name: str, value: object) -> None:
+    with pytest.raises(InvalidAnswer, match="choose a value in"):
+        validate_value(value, SPACE[name])
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def test_nonsense_answers_fall_back_and_the_study_completes(fault: str) -> None:
 @pytest.mark.parametrize(
     ("reply", "repair"),
     [
-        (Reply(json.dumps({"config": {"x": 1e9, "n": 8, "c": "b"}})), "clipped"),
+        (Reply(json.dumps({"config": {"x": 10.3, "n": 8, "c": "b"}})), "clipped"),
         (Reply(json.dumps({"config": {"x": 1.0, "n": 8, "c": "b", "lr": 3}})), "unknown keys"),
         (Reply(json.dumps({"config": {"x": "2.5", "n": 7.6, "c": "None"}})), "coerced"),
         (Reply("```json\n" + GOOD + "\n```"), None),
@@ -100,6 +100,16 @@ def test_near_misses_are_repaired_and_marked(reply: Reply, repair: str | None) -
     else:
         assert trial.user_attrs["source"] == "llm-repaired"
         assert any(repair in r for r in trial.user_attrs["llm_repairs"])
+
+
+def test_a_far_miss_is_refused_not_clipped_and_never_the_llms_choice() -> None:
+    far = Reply(json.dumps({"config": {"x": 1e9, "n": 8, "c": "b"}}))
+    with ScriptedOpenAIServer([far]) as server:
+        study = run_study(client_for(server), n_trials=1)
+        feedback = server.requests[1]["messages"][-1]["content"]
+    assert_valid(study)
+    assert study.trials[0].user_attrs["source"] == "fallback:random"
+    assert "outside [-5.0, 10.0]" in feedback
 
 
 def test_bad_answer_is_fed_back_then_accepted() -> None:

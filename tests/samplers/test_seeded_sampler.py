@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from optuna_llm._attrs import SEED_BATCH
 from optuna_llm.llm import OpenAIChatClient
-from optuna_llm.samplers import LLMSeededSampler
+from optuna_llm.samplers import LLMSampler, LLMSeededSampler
 from tests.helpers.llm_servers import Reply, ScriptedOpenAIServer, random_valid_responder
 
 SEED_SOURCES = {"llm", "llm-repaired", "fallback:random"}
@@ -80,6 +80,37 @@ def test_single_worker_seeds_then_hands_over(server: ScriptedOpenAIServer) -> No
     assert len(seeds) == 5
 
 
+def test_the_batch_request_keeps_the_given_samplers_settings(
+    server: ScriptedOpenAIServer,
+) -> None:
+    before = len(server.requests)
+    client = OpenAIChatClient("scripted-model", base_url=server.base_url)
+    llm = LLMSampler("minimise x^2", client=client, temperature=0.3, seed=7)
+    sampler = LLMSeededSampler(
+        optuna.samplers.RandomSampler(seed=0), n_seed_trials=3, llm=llm, search_space=SPACE
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=3)
+    [batch] = server.requests[before:]
+    assert (batch["temperature"], batch["seed"]) == (0.3, 7)
+    assert "minimise x^2" in batch["messages"][-1]["content"]
+
+
+def test_the_batch_request_respects_the_given_samplers_token_cap(
+    server: ScriptedOpenAIServer,
+) -> None:
+    before = len(server.requests)
+    client = OpenAIChatClient("scripted-model", base_url=server.base_url)
+    llm = LLMSampler("p", client=client, max_total_tokens=0)
+    sampler = LLMSeededSampler(
+        optuna.samplers.RandomSampler(seed=0), n_seed_trials=2, llm=llm, search_space=SPACE
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(objective, n_trials=2)
+    assert len(server.requests) == before
+    assert {t.user_attrs["source"] for t in study.trials} == {"fallback:random"}
+
+
 def test_duplicate_seeds_in_the_answer_are_refused_and_replaced() -> None:
     dup = {"x": 1.0, "n": 2}
     replies = [
@@ -102,7 +133,7 @@ WORKER = textwrap.dedent(
     import sys, optuna
     from optuna.distributions import FloatDistribution, IntDistribution
     from optuna_llm.llm import make_client
-    from optuna_llm.samplers import LLMSeededSampler
+    from optuna_llm.samplers import LLMSampler, LLMSeededSampler
 
     storage, base_url = sys.argv[1], sys.argv[2]
     n_trials, n_seed = int(sys.argv[3]), int(sys.argv[4])
