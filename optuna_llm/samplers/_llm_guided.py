@@ -65,8 +65,9 @@ from optuna_llm._attrs import (
 from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
-from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed, propose
+from optuna_llm.llm.prompts import PromptSettings
+from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed
+from optuna_llm.llm.proposer import Proposer
 from optuna_llm.samplers._history import (
     claim_config,
     describe_state,
@@ -215,11 +216,10 @@ def state_text(
     ranked: Sequence[FrozenTrial],
     region: Region,
     full_space: Mapping[str, BaseDistribution],
-    n_done: int,
-    n_trials: int | None,
 ) -> str:
-    """The optimizer's state as the LLM is told it (Centaur shows its CMA-ES state)."""
-    lines = [f"Optimizer state ({optimizer} runs this study; you propose one trial in its region):"]
+    """The optimizer's state as the LLM is told it (Centaur shows its CMA-ES state): the best
+    trial so far and the region, against the full ranges."""
+    lines = [f"{optimizer} runs this study; you propose one trial inside its region."]
     if ranked:
         best = ranked[0]
         flag = "" if is_feasible(best) else " (infeasible: no feasible trial yet)"
@@ -227,8 +227,6 @@ def state_text(
         lines.append(
             f"- best so far: trial #{best.number}, value {_num(best.value)}{flag}, {params}"
         )
-    left = "" if n_trials is None else f", {max(n_trials - n_done, 0)} left of {n_trials}"
-    lines.append(f"- trials done: {n_done}{left}")
     box = []
     for name, dist in region.space.items():
         full = full_space[name]
@@ -241,8 +239,7 @@ def state_text(
                 f"{name} in [{_num(dist.low)}, {_num(dist.high)}] "
                 f"(full range [{_num(full.low)}, {_num(full.high)}])"
             )
-    lines.append("- region to search (the best trials lie in it): " + "; ".join(box))
-    lines.append("Propose a new point inside this region, different from every trial above.")
+    lines.append("- region (the best trials lie in it): " + "; ".join(box))
     return "\n".join(lines)
 
 
@@ -278,17 +275,20 @@ def salvage_config(text: str) -> str:
 
 
 class _SalvagingClient:
-    """A :class:`~optuna_llm.llm.base.ChatClient` whose answers go through
-    :func:`salvage_config` (the cache underneath keeps the raw answers)."""
+    """A :class:`~optuna_llm.llm.base.ChatClient` whose answers are capped at ``max_tokens``
+    and go through :func:`salvage_config` (the cache underneath keeps the raw answers)."""
 
-    def __init__(self, inner: ChatClient) -> None:
+    def __init__(self, inner: ChatClient, max_tokens: int) -> None:
         self._inner = inner
+        self._max_tokens = max_tokens
 
     @property
     def model(self) -> str:
         return self._inner.model
 
     def chat(self, messages: Any, **kwargs: Any) -> Any:
+        asked = kwargs.get("max_tokens") or self._max_tokens
+        kwargs["max_tokens"] = min(asked, self._max_tokens)
         result = self._inner.chat(messages, **kwargs)
         text = salvage_config(result.text)
         return result if text == result.text else dataclasses.replace(result, text=text)
@@ -398,23 +398,31 @@ class LLMGuidedSampler(BaseSampler):
         self._share = llm_share
         self._n_trials = n_trials
         self._gate_tolerance = gate_tolerance
-        self._temperature = temperature
-        self._max_attempts = max_attempts
-        self._max_tokens = max_tokens
-        self._seed = seed
         self._search_space = dict(search_space or {})
-        self._builder = PromptBuilder(
-            PromptSettings(problem=problem, max_prompt_tokens=max_prompt_tokens)
-        )
         self._lock = threading.Lock()
         if client is None and llm_share > 0.0:
             client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
-        self._client: ChatClient | None = None if client is None else _SalvagingClient(client)
+        self._client: ChatClient | None = None
+        self._proposer_llm: Proposer | None = None
+        if client is not None:
+            self._client = _SalvagingClient(client, max_tokens)
+            # Configuration first, then a reason: a small model that reasons first spends its
+            # tokens on it (issue 16 item 4); a cut-off reason is salvaged.
+            settings = PromptSettings(
+                problem=problem, max_prompt_tokens=max_prompt_tokens, rationale="last"
+            )
+            self._proposer_llm = Proposer(
+                self._client,
+                settings,
+                temperature=temperature,
+                seed=seed,
+                max_attempts=max_attempts,
+            )
 
     # -- who decides a trial ------------------------------------------------------------------
     def _is_llm(self, study: Study, trial: FrozenTrial) -> bool:
         return (
-            self._client is not None
+            self._proposer_llm is not None
             and len(study.directions) == 1
             and is_llm_trial(trial.number, self._n_startup, self._share)
         )
@@ -527,8 +535,9 @@ class LLMGuidedSampler(BaseSampler):
         search_space: dict[str, BaseDistribution],
         log: ExchangeLog,
     ) -> Proposal:
-        """The one place that talks to the LLM (to become a call of the shared proposer)."""
-        assert self._client is not None
+        """The one place that talks to the LLM: the shared proposer, inside the box, told the
+        optimizer's state."""
+        assert self._proposer_llm is not None
         # The trial's own claim is its optimizer's point: not a duplicate for the LLM to avoid.
         others = [t for t in trials if t.number != trial.number]
 
@@ -538,33 +547,25 @@ class LLMGuidedSampler(BaseSampler):
             )
             return None if other is None else describe_state(other)
 
-        messages = self._builder.build(
-            region.space,
+        box: dict[str, Any] = {
+            name: list(d.choices) if isinstance(d, CategoricalDistribution) else (d.low, d.high)
+            for name, d in region.space.items()
+            if isinstance(d, (CategoricalDistribution, FloatDistribution, IntDistribution))
+        }
+        state = state_text(
+            optimizer=self._base_name.upper(), ranked=ranked, region=region, full_space=search_space
+        )
+        return self._proposer_llm.propose(
+            search_space,
             others,
             study.directions,
             None,
-            current_trial_number=trial.number,
-        )
-        state = state_text(
-            optimizer=self._base_name.upper(),
-            ranked=ranked,
-            region=region,
-            full_space=search_space,
-            n_done=sum(t.state.is_finished() for t in others),
-            n_trials=self._n_trials,
-        )
-        body, sep, ask = messages[-1]["content"].rpartition("\n\n")
-        messages[-1] = {**messages[-1], "content": f"{body}{sep}{state}\n\n{ask}"}
-        return propose(
-            self._client,
-            messages,
-            region.space,
             forbidden=forbidden,
             log=log,
-            max_attempts=self._max_attempts,
-            temperature=self._temperature,
-            seed=self._seed,
-            max_tokens=self._max_tokens,
+            current_trial_number=trial.number,
+            box=box,
+            state=state,
+            n_trials=self._n_trials,
         )[0]
 
     def _gate(

@@ -90,7 +90,7 @@ def test_good_answers_are_used_inside_the_box_with_the_state_in_the_prompt() -> 
     assert {s for k, s in sources.items() if k >= 5 and k not in wanted} == {"tpe"}
     assert len(requests) == len(wanted)
     prompt = requests[-1]["messages"][-1]["content"]
-    assert "Optimizer state (TPE" in prompt and "left of 20" in prompt
+    assert "TPE runs this study" in prompt and "Trials left after this one: " in prompt
     assert "best so far: trial #" in prompt and "full range [-5, 10]" in prompt
     # Each LLM point lies inside the box its request's schema gave (the region it was shown).
     for request, number in zip(requests, wanted, strict=True):
