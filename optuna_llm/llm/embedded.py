@@ -127,6 +127,29 @@ def _lock_of(llama: Any) -> threading.Lock:
         return _model_locks.setdefault(id(llama), threading.Lock())
 
 
+# llama-cpp-python's schema converter lets a JSON string hold any character but '"' and '\\',
+# raw line breaks and other control characters included (invalid JSON: "not valid JSON" with
+# a raw newline inside the rationale). This is the rule JSON itself has.
+_LOOSE_CHAR = 'char ::= [^"\\\\]'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+
+
+def schema_gbnf(schema: dict[str, Any]) -> str:
+    """The GBNF grammar of ``schema``: llama-cpp-python's conversion, with JSON's own rule
+    for string characters (no raw control characters).
+
+    Example:
+        >>> text = schema_gbnf({"type": "object", "properties": {"r": {"type": "string"}}})
+        >>> rule = next(line for line in text.splitlines() if line.startswith("char ::="))
+        >>> "x00-" in rule  # control characters excluded
+        True
+    """
+    from llama_cpp import llama_grammar
+
+    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(schema, sort_keys=False))
+    return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+
+
 def grammar_for_schema(schema: dict[str, Any]) -> Any:
     """llama.cpp's grammar for ``schema``, built once per schema.
 
@@ -137,12 +160,12 @@ def grammar_for_schema(schema: dict[str, Any]) -> Any:
     """
     import llama_cpp
 
-    text = json.dumps(schema, sort_keys=True)
+    text = json.dumps(schema)  # key order matters: it is the order the answer is written in
     with _load_lock:
         grammar = _grammars.get(text)
     if grammar is None:
         try:
-            grammar = llama_cpp.LlamaGrammar.from_json_schema(text, verbose=False)
+            grammar = llama_cpp.LlamaGrammar.from_string(schema_gbnf(schema), verbose=False)
         except Exception as exc:
             _logger.warning(
                 "llama.cpp cannot turn the answer schema into a grammar (%s: %s); answers are "
@@ -199,6 +222,24 @@ def _close_models() -> None:
         _models.clear()
 
 
+def merge_system_turn(messages: list[Message]) -> list[Message]:
+    """The system turn prepended to the first user turn, as Gemma's own chat template does
+    (llama-cpp-python's ``gemma`` format silently drops a system message).
+
+    Example:
+        >>> merge_system_turn([{"role": "system", "content": "Be brief."},
+        ...                    {"role": "user", "content": "Hi"}])
+        [{'role': 'user', 'content': 'Be brief.\\n\\nHi'}]
+    """
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [m for m in messages if m["role"] != "system"]
+    if not system:
+        return rest
+    if rest and rest[0]["role"] == "user":
+        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+    return [{"role": "user", "content": system}, *rest]
+
+
 class EmbeddedLlamaClient:
     """A :class:`~optuna_llm.llm.client.ChatClient` running a GGUF model in this process.
 
@@ -239,6 +280,8 @@ class EmbeddedLlamaClient:
         seed: int | None = None,
     ) -> ChatResult:
         llama = self._llama()
+        if self._path is None:  # Gemma's format has no system turn: llama-cpp-python drops it
+            messages = merge_system_turn(messages)
         kwargs: dict[str, Any] = {
             "messages": messages,
             "temperature": temperature,

@@ -125,8 +125,11 @@ def test_temperature_and_seed_reach_llama_cpp(embedded: EmbeddedLlamaClient) -> 
 
 
 def test_the_unchanged_prefix_is_not_evaluated_again(embedded: EmbeddedLlamaClient) -> None:
-    embedded.chat([SYSTEM, {"role": "user", "content": "Say one."}], max_tokens=4)
-    result = embedded.chat([SYSTEM, {"role": "user", "content": "Say two."}], max_tokens=4)
+    # Gemma's chat format has no system turn (llama-cpp-python drops it): the shared prefix
+    # is the start of the user's turn, as the problem and search space are in a real prompt.
+    prefix = "Problem: minimise the Branin function over x in [-5, 10], y in [0, 15]. " * 12
+    embedded.chat([{"role": "user", "content": prefix + "Say one."}], max_tokens=4)
+    result = embedded.chat([{"role": "user", "content": prefix + "Say two."}], max_tokens=4)
     stats = embedded.last_prefill
     assert stats is not None and stats.prompt_tokens == result.prompt_tokens
     assert stats.reused_tokens > result.prompt_tokens // 2  # the system prompt came from cache
@@ -143,3 +146,17 @@ def test_seed_and_temperature_reach_llama_cpps_server() -> None:
         first = say(1)
         assert say(1) == first
         assert len({first, say(2), say(3)}) >= 2
+
+
+def test_the_answer_grammar_refuses_raw_control_characters_in_strings() -> None:
+    from optuna.distributions import FloatDistribution
+
+    from optuna_llm.llm.embedded import schema_gbnf
+    from optuna_llm.llm.schema import answer_schema
+
+    gbnf = schema_gbnf(answer_schema({"x": FloatDistribution(0.0, 1.0)}))
+    [rule] = [line for line in gbnf.splitlines() if line.startswith("char ::=")]
+    assert rule.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F]')
+    # The answer keeps the schema's key order (rationale first by default).
+    [root] = [line for line in gbnf.splitlines() if line.startswith("root ::=")]
+    assert root.index("rationale-kv") < root.index("config-kv")
