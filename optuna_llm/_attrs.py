@@ -59,6 +59,10 @@ SEED_BATCH = "llm_seed:batch"
 """LLMSeededSampler: the batch of seed configurations the trial's worker got from the LLM."""
 
 
+CONSTRAINTS = "constraints"
+"""Optuna's own key (written by a sampler's ``constraints_func`` after each trial): the trial's
+constraint values; the trial is feasible when every one is ``<= 0``."""
+
 RETRIED_TRIAL = "failed_trial"
 """Optuna's own key (written by its stale-trial retry callback): the number of the ORIGINAL
 trial of a retry chain (a retry of a retry keeps it), not the trial the retry replaces."""

@@ -39,7 +39,7 @@ from optuna_llm._attrs import SOURCE
 from optuna_llm.analysis.stats import chosen_regret_curve
 from optuna_llm.bench._parallel import simulate
 from optuna_llm.bench._tasks import Task, get_task
-from optuna_llm.samplers._factory import LLM_SAMPLERS
+from optuna_llm.samplers._factory import GUIDED_SAMPLERS, LLM_SAMPLERS
 
 NOISE_LOW, NOISE_HIGH = 0.9, 1.1
 
@@ -102,6 +102,14 @@ def sampler_kwargs_for(
         # The whole space up front: the LLM proposes whole configurations (and the seeded
         # sampler its whole batch) from the first trial, not one parameter at a time.
         kw.setdefault("search_space", task.distributions())
+    if key.sampler in GUIDED_SAMPLERS:
+        # llm-guided and its optimizer alone get the same arguments (same start, same space);
+        # the LLM is told the trials left.
+        kw.setdefault("problem", task.description)
+        kw.setdefault("search_space", task.distributions())
+        kw.setdefault("n_trials", key.budget)
+        if isinstance(kw.get("llm"), Mapping):  # built by LLMGuidedSampler itself
+            kw.update({k: v for k, v in kw.pop("llm").items() if k not in kw})
     if key.sampler != "llm" and isinstance(kw.get("llm"), Mapping):
         # LLMSeededSampler takes its LLM as an LLMSampler: build it here, in the worker, from
         # the picklable settings (model, base_url, cache) the command line gave. No seed: at

@@ -14,11 +14,13 @@ if TYPE_CHECKING:
     from optuna_llm.samplers._factory import make_sampler
     from optuna_llm.samplers._lhs import LatinHypercubeSampler
     from optuna_llm.samplers._llm import LLMSampler
+    from optuna_llm.samplers._llm_guided import LLMGuidedSampler
     from optuna_llm.samplers._seeded import LLMSeededSampler
     from optuna_llm.samplers._soo import SOOSampler
 
 _LAZY = {
     "LLMSampler": "optuna_llm.samplers._llm",
+    "LLMGuidedSampler": "optuna_llm.samplers._llm_guided",
     "SOOSampler": "optuna_llm.samplers._soo",
     "BaMSOOSampler": "optuna_llm.samplers._bamsoo",
     "LatinHypercubeSampler": "optuna_llm.samplers._lhs",
@@ -28,6 +30,7 @@ _LAZY = {
 
 __all__ = [
     "BaMSOOSampler",
+    "LLMGuidedSampler",
     "LLMSampler",
     "LLMSeededSampler",
     "LatinHypercubeSampler",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -12,6 +12,25 @@ def _llm(seed: int | None, **kw: Any) -> optuna.samplers.BaseSampler:
     from optuna_llm.samplers._llm import LLMSampler
 
     return LLMSampler(seed=seed, **kw)
+
+
+def _guided(llm_share: float | None = None) -> Callable[..., optuna.samplers.BaseSampler]:
+    def build(seed: int | None, **kw: Any) -> optuna.samplers.BaseSampler:
+        from optuna_llm.samplers._llm_guided import LLMGuidedSampler
+
+        llm = kw.pop("llm", None)  # what the bench harness gives the LLM samplers
+        if isinstance(llm, Mapping):
+            for key, value in llm.items():
+                kw.setdefault(key, value)
+        elif llm is not None:
+            kw.setdefault("client", getattr(llm, "_client", llm))
+        if llm_share is not None:  # the optimizer alone: no LLM, so no LLM settings
+            for key in ("model", "base_url", "api_key", "cache", "client"):
+                kw.pop(key, None)
+            kw["llm_share"] = llm_share
+        return LLMGuidedSampler(seed=seed, **kw)
+
+    return build
 
 
 def _seeded(base: str) -> Callable[..., optuna.samplers.BaseSampler]:
@@ -69,14 +88,20 @@ SAMPLERS: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
     "soo": _soo,
     "bamsoo": _bamsoo,
     "llm": _llm,
+    "llm-guided": _guided(),
+    "guided-base": _guided(llm_share=0.0),
     "llm-seeded": _seeded("tpe"),
     "llm-seeded-tpe": _seeded("tpe"),
     "llm-seeded-gp": _seeded("gp"),
 }
 
 
-LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
+LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp", "llm-guided")
 """The names in :data:`SAMPLERS` whose samplers call an LLM."""
+
+GUIDED_SAMPLERS = ("llm-guided", "guided-base")
+"""LLMGuidedSampler with and without its LLM (``guided-base``: the optimizer alone, the same
+start design and seeds): both take ``problem``, ``search_space`` and ``n_trials``."""
 
 
 def make_sampler(

@@ -1,0 +1,684 @@
+"""LLMGuidedSampler: a classical optimizer runs the study; on a capped share of trials the LLM
+proposes a point inside the region the optimizer chose, and a GP gate decides if it is used.
+
+The pieces, and the published method each follows:
+
+* **Who runs the study** (Centaur, arXiv 2603.24647): a classical optimizer (a Latin hypercube
+  start, then Optuna's TPE or GP) proposes every trial; on a capped share of the trials after
+  the start (default 30 %, Centaur's share; more made it worse there) the LLM may override it.
+  Which trials are LLM trials is a pure function of the trial number (:func:`is_llm_trial`),
+  so any number of workers agree without talking to each other.
+* **Where the LLM looks** (HOLLM, arXiv 2505.21372): the LLM is asked for a point inside a box
+  that the optimizer's history chose, not over the whole space. HOLLM picks a KD-tree leaf by
+  best value plus a volume bonus; here the box is the bounding box of the best trials in the
+  unit cube, padded (:func:`region_around_best`, a trust region in the spirit of TuRBO).
+  The prompt shows that box as the search space, plus the optimizer's state: best so far,
+  the box against the full ranges, trials done and left (Centaur shows its optimizer's state).
+* **Whether the LLM's point is used** (LLINBO "justify", arXiv 2505.14756): a GP (Optuna's
+  own) fitted on the completed trials compares the LLM's point with the optimizer's own
+  proposal for the same trial; the LLM's point is kept unless its upper confidence bound (in
+  the maximising convention) falls short of the optimizer's by more than ``gate_tolerance``
+  standard deviations of the values (:func:`gate_accepts`).
+* **When the LLM fails** (a bad answer, a dead server, a refused point, the gate): the
+  optimizer's own proposal, recorded as ``source="fallback:<optimizer>"`` with the reason;
+  never a random one. Small models make unreliable surrogates but usable candidate generators
+  (LLAMBO's reproduction, arXiv 2511.18891), hence the LLM only proposes and the GP judges.
+
+Constraints (Optuna 5's ``trial.set_constraint``, or a ``constraints_func``): a trial with a
+constraint value above 0 ranks below every feasible trial (least violation first) when the
+box and the best-so-far are chosen, and the prompt says when the best is infeasible; the GP
+gate is fitted on feasible trials only. (The optimizer's own handling of infeasible trials is
+TPE's/GP's.)
+Multi-objective studies are run by the optimizer alone (no LLM trials).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseSampler, GPSampler, RandomSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from optuna_llm._attrs import (
+    CONSTRAINTS,
+    FALLBACK_REASON,
+    LLM_REPAIRS,
+    RATIONALE,
+    SOURCE,
+    sampler_name,
+    set_user_attrs,
+)
+from optuna_llm.llm.base import ChatClient
+from optuna_llm.llm.cache import LLMCache
+from optuna_llm.llm.factory import make_client
+from optuna_llm.llm.prompts import PromptSettings
+from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed
+from optuna_llm.llm.proposer import Proposer
+from optuna_llm.samplers._history import (
+    claim_config,
+    describe_state,
+    duplicate_of,
+    union_search_space,
+)
+from optuna_llm.samplers._lhs import LatinHypercubeSampler
+from optuna_llm.samplers._partition import UnitSpace
+
+_BASE_DRAWS = 16  # proposals of the optimizer tried before a random draw looks for a free one
+_RANDOM_DRAWS = 64  # random draws before a configuration is taken as the space being used up
+_GATE_MIN_POINTS = 4  # completed feasible trials needed before the GP gate judges
+
+
+def is_llm_trial(number: int, n_startup_trials: int, llm_share: float) -> bool:
+    """Whether trial ``number`` is one where the LLM may override the optimizer.
+
+    The trials after the start are spread evenly: exactly ``floor(llm_share * m) + 1`` of the
+    first ``m`` are LLM trials, the first one after the start included.
+
+    Example:
+        >>> [k for k in range(20) if is_llm_trial(k, n_startup_trials=5, llm_share=0.3)]
+        [5, 9, 12, 15, 19]
+    """
+    i = number - n_startup_trials
+    if i < 0 or llm_share <= 0.0:
+        return False
+    return math.floor(i * llm_share) != math.floor((i - 1) * llm_share)
+
+
+def constraint_values(trial: FrozenTrial) -> list[float]:
+    """The trial's constraint values: Optuna 5's ``trial.set_constraint`` ones
+    (``FrozenTrial.constraints``), or the list a ``constraints_func`` stored (Optuna's
+    ``"constraints"`` system attr, the only form before Optuna 5)."""
+    named = getattr(trial, "constraints", None)
+    if isinstance(named, Mapping):
+        return [float(v) for v in named.values()]
+    return [float(c) for c in trial.system_attrs.get(CONSTRAINTS) or ()]
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    """False when a constraint value of the trial is above 0; no constraints: feasible."""
+    return all(c <= 0.0 for c in constraint_values(trial))
+
+
+def violation(trial: FrozenTrial) -> float:
+    """Total constraint violation (0 for a feasible trial)."""
+    return float(sum(max(c, 0.0) for c in constraint_values(trial)))
+
+
+def rank_trials(trials: Sequence[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
+    """Completed single-objective trials, best first; every infeasible trial after every
+    feasible one (least violation first).
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> for v in (3.0, 1.0, 2.0):
+        ...     study.add_trial(optuna.trial.create_trial(value=v))
+        >>> [t.value for t in rank_trials(study.trials, study.direction)]
+        [1.0, 2.0, 3.0]
+    """
+    sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return sorted(
+        done, key=lambda t: (not is_feasible(t), violation(t), sign * float(t.value or 0.0))
+    )
+
+
+@dataclass(frozen=True)
+class Region:
+    """The box the LLM is asked to propose in: narrowed distributions, and the unit-cube
+    bounds they come from."""
+
+    space: dict[str, BaseDistribution]
+    low: np.ndarray
+    high: np.ndarray
+
+
+def region_around_best(
+    search_space: Mapping[str, BaseDistribution],
+    ranked: Sequence[FrozenTrial],
+    *,
+    top_fraction: float = 0.25,
+    min_top: int = 3,
+    pad: float = 0.1,
+) -> Region:
+    """The bounding box, in the unit cube, of the best ``max(min_top, top_fraction * n)``
+    trials that have every parameter, padded by ``max(pad, width / 4)`` on each side and
+    clipped; categorical parameters keep the choices those trials used. With no such trial,
+    the whole space.
+
+    Example:
+        >>> import optuna
+        >>> space = {"x": optuna.distributions.FloatDistribution(0.0, 10.0)}
+        >>> trials = [optuna.trial.create_trial(params={"x": x}, distributions=space, value=x)
+        ...           for x in (4.0, 5.0, 6.0, 9.0)]
+        >>> box = region_around_best(space, trials, min_top=2).space["x"]
+        >>> round(box.low, 9), round(box.high, 9)
+        (3.0, 6.0)
+    """
+    space = dict(search_space)
+    unit = UnitSpace(space)
+    usable = [t for t in ranked if all(n in t.params for n in space)]
+    if not usable:
+        return Region(space, np.zeros(unit.dim), np.ones(unit.dim))
+    top = usable[: max(min_top, math.ceil(top_fraction * len(usable)))]
+    points = np.array([unit.to_unit({n: t.params[n] for n in space}) for t in top])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    margin = np.maximum(pad, (hi - lo) / 4.0)
+    lo, hi = np.clip(lo - margin, 0.0, 1.0), np.clip(hi + margin, 0.0, 1.0)
+    p_lo, p_hi = unit.to_params(lo), unit.to_params(hi)
+    narrowed: dict[str, BaseDistribution] = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            used = {dist.to_internal_repr(t.params[name]) for t in top}
+            narrowed[name] = CategoricalDistribution(
+                [c for i, c in enumerate(dist.choices) if i in used]
+            )
+        elif isinstance(dist, IntDistribution):
+            a, b = sorted((int(p_lo[name]), int(p_hi[name])))
+            narrowed[name] = IntDistribution(a, b, log=dist.log, step=dist.step)
+        else:
+            assert isinstance(dist, FloatDistribution)
+            a_f, b_f = sorted((float(p_lo[name]), float(p_hi[name])))
+            narrowed[name] = FloatDistribution(a_f, b_f, log=dist.log, step=dist.step)
+    return Region(narrowed, lo, hi)
+
+
+def gate_accepts(ucb_llm: float, ucb_base: float, value_std: float, tolerance: float) -> bool:
+    """LLINBO's "justify" rule (maximising convention): keep the LLM's point unless its upper
+    confidence bound is below the optimizer's by more than ``tolerance * value_std``.
+
+    Example:
+        >>> gate_accepts(ucb_llm=0.9, ucb_base=1.0, value_std=1.0, tolerance=0.5)
+        True
+        >>> gate_accepts(ucb_llm=0.0, ucb_base=1.0, value_std=1.0, tolerance=0.5)
+        False
+    """
+    return ucb_llm >= ucb_base - tolerance * value_std
+
+
+def state_text(
+    *,
+    optimizer: str,
+    ranked: Sequence[FrozenTrial],
+    region: Region,
+    full_space: Mapping[str, BaseDistribution],
+) -> str:
+    """The optimizer's state as the LLM is told it (Centaur shows its CMA-ES state): the best
+    trial so far and the region, against the full ranges."""
+    lines = [f"{optimizer} runs this study; you propose one trial inside its region."]
+    if ranked:
+        best = ranked[0]
+        flag = "" if is_feasible(best) else " (infeasible: no feasible trial yet)"
+        params = ", ".join(f"{k}={_num(v)}" for k, v in best.params.items())
+        lines.append(
+            f"- best so far: trial #{best.number}, value {_num(best.value)}{flag}, {params}"
+        )
+    box = []
+    for name, dist in region.space.items():
+        full = full_space[name]
+        if isinstance(dist, CategoricalDistribution):
+            box.append(f"{name} in {list(dist.choices)}")
+        else:
+            assert isinstance(dist, (FloatDistribution, IntDistribution))
+            assert isinstance(full, (FloatDistribution, IntDistribution))
+            box.append(
+                f"{name} in [{_num(dist.low)}, {_num(dist.high)}] "
+                f"(full range [{_num(full.low)}, {_num(full.high)}])"
+            )
+    lines.append("- region (the best trials lie in it): " + "; ".join(box))
+    return "\n".join(lines)
+
+
+def salvage_config(text: str) -> str:
+    """An answer cut off after a complete ``"config"`` object (a small model that loops in its
+    rationale until ``max_tokens``: ``{"config": {...}, "rationale": "Why? Why? Why? ...``)
+    rewritten as the complete answer it began; any other text is returned unchanged. The
+    configuration is still validated like every other answer.
+
+    Example:
+        >>> salvage_config('{"config": {"x": 1.5}, "rationale": "Why? Why? Why? Wh')
+        '{"config": {"x": 1.5}, "rationale": "(the answer was cut off after its config)"}'
+        >>> salvage_config('{"config": {"x": 1.5')
+        '{"config": {"x": 1.5'
+    """
+    try:
+        json.loads(text)
+        return text
+    except ValueError:
+        pass
+    start = text.find('"config"')
+    brace = text.find("{", start) if start >= 0 else -1
+    if brace < 0 or text[start + len('"config"') : brace].strip() != ":":
+        return text
+    try:
+        config, _ = json.JSONDecoder().raw_decode(text, brace)
+    except ValueError:
+        return text
+    if not isinstance(config, dict):
+        return text
+    note = "(the answer was cut off after its config)"
+    return json.dumps({"config": config, "rationale": note})
+
+
+class _SalvagingClient:
+    """A :class:`~optuna_llm.llm.base.ChatClient` whose answers are capped at ``max_tokens``
+    and go through :func:`salvage_config` (the cache underneath keeps the raw answers)."""
+
+    def __init__(self, inner: ChatClient, max_tokens: int) -> None:
+        self._inner = inner
+        self._max_tokens = max_tokens
+
+    @property
+    def model(self) -> str:
+        return self._inner.model
+
+    def chat(self, messages: Any, **kwargs: Any) -> Any:
+        asked = kwargs.get("max_tokens") or self._max_tokens
+        kwargs["max_tokens"] = min(asked, self._max_tokens)
+        result = self._inner.chat(messages, **kwargs)
+        text = salvage_config(result.text)
+        return result if text == result.text else dataclasses.replace(result, text=text)
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class LLMGuidedSampler(BaseSampler):
+    """A classical optimizer runs the study; on a share of trials the LLM proposes within the
+    optimizer's region and state, behind a GP gate (see the module docstring for the papers).
+
+    Trial ``k``: below ``n_startup_trials`` a Latin hypercube row (``source="lhs"``); after
+    that the optimizer (``base``: ``"tpe"`` or ``"gp"``, or any sampler) proposes
+    (``source="tpe"``/``"gp"``), except on LLM trials (:func:`is_llm_trial`, ``llm_share`` of
+    them, single-objective studies only), where:
+
+    1. the optimizer's own proposal is drawn (and claimed, so no other worker takes it);
+    2. the LLM is shown the problem, the history, the box around the best trials
+       (:func:`region_around_best`, also its JSON schema) and the optimizer's state, and is
+       asked for one new point in the box (refused: duplicates, points outside the box
+       that are not near misses; retried with the error up to ``max_attempts``);
+    3. the GP gate (:func:`gate_accepts`) compares it with the optimizer's proposal;
+    4. the LLM's point is used (``source="llm"``/``"llm-repaired"``, ``rationale``), or else
+       the optimizer's (``source="fallback:<base>"``, ``fallback_reason``).
+
+    Every configuration is claimed against all trials of the study (finished, running,
+    waiting), so workers sharing an RDB study never evaluate one twice. Nothing is kept
+    between calls that storage does not hold.
+
+    Example:
+        >>> import optuna
+        >>> from optuna_llm.samplers import LLMGuidedSampler
+        >>> sampler = LLMGuidedSampler(llm_share=0.0, seed=0)  # the optimizer alone, no LLM
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, n_trials=12)
+        >>> sorted({t.user_attrs["source"] for t in study.trials})
+        ['lhs', 'tpe']
+
+    Args:
+        problem: What is being optimised, in words.
+        base: The optimizer: ``"tpe"`` (default), ``"gp"``, or any Optuna sampler. Measured
+            without an LLM (docs/benchmarks.md): GP is better at 50 evaluations (13 of 22
+            runs against TPE's 7) and even at 10, but costs ~50 s a 50-trial run here against
+            TPE's 1-4 s, so TPE is the default on CPU machines.
+        llm_share: Share of the trials after the start on which the LLM may override the
+            optimizer, in ``[0, 1]``; 0 runs the optimizer alone.
+        n_startup_trials: Latin hypercube trials before the optimizer starts.
+        n_trials: The study's budget, if known: the LLM is told how many trials are left.
+        gate_tolerance: How far (in standard deviations of the values) the LLM's point's UCB
+            may fall below the optimizer's and still be used; ``None`` turns the gate off.
+        constraints_func: As Optuna's samplers take it; given to the optimizer, which stores
+            each trial's constraints.
+        model, base_url, api_key, cache, client: The LLM, as :class:`LLMSampler` takes it
+            (none of them: the embedded Gemma 3 270M). Not built when ``llm_share`` is 0.
+        temperature: Sampling temperature of the LLM.
+        max_attempts: LLM answers per LLM trial before the optimizer's point is used.
+        search_space: Distributions known up front (LLM trials need the whole space: with
+            none, the space is the union of the parameters of earlier trials).
+        seed: Seed of the Latin hypercube and of the optimizer.
+        max_prompt_tokens: Bound of the prompt (best and latest trials are kept).
+        max_tokens: Most tokens of one answer: one point needs ~70; a small model that
+            loops ("Why? Why? ...") is cut off there instead of running to a long limit.
+    """
+
+    def __init__(
+        self,
+        problem: str = "",
+        *,
+        base: str | BaseSampler = "tpe",
+        llm_share: float = 0.3,
+        n_startup_trials: int = 5,
+        n_trials: int | None = None,
+        gate_tolerance: float | None = 0.5,
+        constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        cache: str | LLMCache | None = None,
+        client: ChatClient | None = None,
+        temperature: float = 0.0,
+        max_attempts: int = 2,
+        search_space: Mapping[str, BaseDistribution] | None = None,
+        seed: int | None = None,
+        max_prompt_tokens: int = 1500,
+        max_tokens: int = 160,
+    ) -> None:
+        if not 0.0 <= llm_share <= 1.0:
+            raise ValueError(
+                f"llm_share must be in [0, 1] (the share of trials the LLM may choose), got "
+                f"{llm_share}; Centaur's 0.3 is the default, 0 runs the optimizer alone."
+            )
+        if n_startup_trials < 0:
+            raise ValueError(f"n_startup_trials must be >= 0, got {n_startup_trials}.")
+        if n_trials is not None and n_trials < 1:
+            raise ValueError(f"n_trials must be a positive budget or None, got {n_trials}.")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}.")
+        self._base = _make_base(base, seed, n_startup_trials, constraints_func)
+        self._base_name = base if isinstance(base, str) else sampler_name(base)
+        self._startup = LatinHypercubeSampler(max(n_startup_trials, 1), seed=seed)
+        self._dedup = RandomSampler(seed=seed)
+        self._n_startup = n_startup_trials
+        self._share = llm_share
+        self._n_trials = n_trials
+        self._gate_tolerance = gate_tolerance
+        self._search_space = dict(search_space or {})
+        self._lock = threading.Lock()
+        if client is None and llm_share > 0.0:
+            client = make_client(model, base_url=base_url, api_key=api_key, cache=cache)
+        self._client: ChatClient | None = None
+        self._proposer_llm: Proposer | None = None
+        if client is not None:
+            self._client = _SalvagingClient(client, max_tokens)
+            # Configuration first, then a reason: a small model that reasons first spends its
+            # tokens on it (issue 16 item 4); a cut-off reason is salvaged.
+            settings = PromptSettings(
+                problem=problem, max_prompt_tokens=max_prompt_tokens, rationale="last"
+            )
+            self._proposer_llm = Proposer(
+                self._client,
+                settings,
+                temperature=temperature,
+                seed=seed,
+                max_attempts=max_attempts,
+            )
+
+    # -- who decides a trial ------------------------------------------------------------------
+    def _is_llm(self, study: Study, trial: FrozenTrial) -> bool:
+        return (
+            self._proposer_llm is not None
+            and len(study.directions) == 1
+            and is_llm_trial(trial.number, self._n_startup, self._share)
+        )
+
+    def _proposer(self, trial: FrozenTrial) -> BaseSampler:
+        return self._startup if trial.number < self._n_startup else self._base
+
+    def _proposer_name(self, trial: FrozenTrial) -> str:
+        return "lhs" if trial.number < self._n_startup else self._base_name
+
+    # -- Optuna's sampler interface -----------------------------------------------------------
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._startup.reseed_rng()
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._proposer(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        space = union_search_space(t for t in trials if t.number != trial.number)
+        space.update(self._search_space)
+        return space
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        if not search_space or trial.params or "fixed_params" in trial.system_attrs:
+            return {}
+        own, own_source = self._claimed_proposal(study, trial, search_space)
+        if not self._is_llm(study, trial):
+            set_user_attrs(study, trial, {SOURCE: own_source})
+            return own
+        log = ExchangeLog()
+        trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
+        ranked = rank_trials(trials, study.direction)
+        region = region_around_best(search_space, ranked)
+        try:
+            proposal = self._ask_llm(study, trial, trials, ranked, region, search_space, log)
+        except ProposalFailed as exc:
+            return self._keep_own(
+                study, trial, own, search_space, log, f"the LLM gave no usable point: {exc}"
+            )
+        verdict = self._gate(study, ranked, search_space, proposal.params, own)
+        if verdict is not None:
+            return self._keep_own(study, trial, own, search_space, log, verdict, proposal)
+        if not claim_config(study, trial, proposal.params, search_space):
+            reason = "another worker claimed the LLM's point at the same time"
+            return self._keep_own(study, trial, own, search_space, log, reason, proposal)
+        attrs: dict[str, Any] = {SOURCE: proposal.source, RATIONALE: proposal.rationale}
+        if proposal.repairs:
+            attrs[LLM_REPAIRS] = proposal.repairs
+        attrs.update(log.as_user_attrs())
+        set_user_attrs(study, trial, attrs)
+        return proposal.params
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        proposer = self._proposer(trial)
+        value = proposer.sample_independent(study, trial, param_name, param_distribution)
+        if SOURCE not in trial.user_attrs:
+            set_user_attrs(study, trial, {SOURCE: self._proposer_name(trial)})
+        return value
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        # The optimizer's after_trial stores the constraints (constraints_func) of every trial.
+        self._base.after_trial(study, trial, state, values)
+
+    # -- the pieces ---------------------------------------------------------------------------
+    def _claimed_proposal(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> tuple[dict[str, Any], str]:
+        """The optimizer's (or the start design's) own proposal for this trial, claimed. A
+        configuration another trial has or claims is drawn again from the optimizer; only when
+        it repeats taken ones ``_BASE_DRAWS`` times (a nearly exhausted discrete space) does a
+        random draw find a free one (``source="dedup:random"``)."""
+        proposer, name = self._proposer(trial), self._proposer_name(trial)
+        params: dict[str, Any] = {}
+        for _ in range(_BASE_DRAWS):
+            params = _draw(proposer, study, trial, search_space)
+            if claim_config(study, trial, params, search_space):
+                return params, name
+            proposer, name = self._base, self._base_name  # an LHS row repeats: the optimizer
+        for _ in range(_RANDOM_DRAWS):
+            params = _draw(self._dedup, study, trial, search_space)
+            if claim_config(study, trial, params, search_space):
+                return params, "dedup:random"
+        return params, "dedup:random"  # every draw was taken: the space is used up
+
+    def _ask_llm(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        trials: list[FrozenTrial],
+        ranked: list[FrozenTrial],
+        region: Region,
+        search_space: dict[str, BaseDistribution],
+        log: ExchangeLog,
+    ) -> Proposal:
+        """The one place that talks to the LLM: the shared proposer, inside the box, told the
+        optimizer's state."""
+        assert self._proposer_llm is not None
+        # The trial's own claim is its optimizer's point: not a duplicate for the LLM to avoid.
+        others = [t for t in trials if t.number != trial.number]
+
+        def forbidden(params: Mapping[str, Any]) -> str | None:
+            other = duplicate_of(
+                params, others, exclude_number=trial.number, search_space=search_space
+            )
+            return None if other is None else describe_state(other)
+
+        box: dict[str, Any] = {
+            name: list(d.choices) if isinstance(d, CategoricalDistribution) else (d.low, d.high)
+            for name, d in region.space.items()
+            if isinstance(d, (CategoricalDistribution, FloatDistribution, IntDistribution))
+        }
+        state = state_text(
+            optimizer=self._base_name.upper(), ranked=ranked, region=region, full_space=search_space
+        )
+        return self._proposer_llm.propose(
+            search_space,
+            others,
+            study.directions,
+            None,
+            forbidden=forbidden,
+            log=log,
+            current_trial_number=trial.number,
+            box=box,
+            state=state,
+            n_trials=self._n_trials,
+        )[0]
+
+    def _gate(
+        self,
+        study: Study,
+        ranked: list[FrozenTrial],
+        search_space: dict[str, BaseDistribution],
+        llm_params: Mapping[str, Any],
+        own: Mapping[str, Any],
+    ) -> str | None:
+        """None if the LLM's point may be used, else why not (LLINBO's justify test)."""
+        if self._gate_tolerance is None or set(own) != set(search_space):
+            return None
+        usable = [t for t in ranked if is_feasible(t) and all(n in t.params for n in search_space)]
+        if len(usable) < _GATE_MIN_POINTS:
+            return None
+        from optuna_llm.samplers._bamsoo import _GPModel
+
+        unit = UnitSpace(search_space)
+        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        X = unit.gp_space.get_normalized_params(usable)
+        y = sign * np.array([float(t.value or 0.0) for t in usable])
+        with self._lock:
+            model = _GPModel(X, y, unit.is_categorical, None)
+        beta = 2.0
+        _, ucb_llm = model.bounds(unit.snap(unit.to_unit(dict(llm_params))), beta)
+        _, ucb_own = model.bounds(unit.snap(unit.to_unit(dict(own))), beta)
+        if gate_accepts(ucb_llm, ucb_own, model.std, self._gate_tolerance):
+            return None
+        return (
+            f"the GP gate refused the LLM's point {dict(llm_params)}: its UCB {ucb_llm:.4g} is "
+            f"more than {self._gate_tolerance} std ({model.std:.4g}) below the optimizer's "
+            f"{ucb_own:.4g}"
+        )
+
+    def _keep_own(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        own: dict[str, Any],
+        search_space: dict[str, BaseDistribution],
+        log: ExchangeLog,
+        reason: str,
+        proposal: Proposal | None = None,
+    ) -> dict[str, Any]:
+        source = f"fallback:{self._base_name}"
+        # The LLM's point may have held the claim for a moment: claim the optimizer's again.
+        if proposal is not None and not claim_config(study, trial, own, search_space):
+            own, _ = self._claimed_proposal(study, trial, search_space)
+        attrs: dict[str, Any] = {
+            SOURCE: source,
+            FALLBACK_REASON: reason[:2000],
+            **log.as_user_attrs(),
+        }
+        if proposal is not None:
+            attrs[RATIONALE] = proposal.rationale
+        set_user_attrs(study, trial, attrs)
+        return own
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError(
+            "LLMGuidedSampler holds a live LLM client and cannot be pickled; build one per process."
+        )
+
+
+def _draw(
+    sampler: BaseSampler,
+    study: Study,
+    trial: FrozenTrial,
+    search_space: dict[str, BaseDistribution],
+) -> dict[str, Any]:
+    """One whole proposal of ``sampler`` over ``search_space``: its relative part, then the
+    rest parameter by parameter (TPE's default mode)."""
+    relative = sampler.infer_relative_search_space(study, trial)
+    relative = {k: v for k, v in relative.items() if search_space.get(k) == v}
+    params: dict[str, Any] = (
+        dict(sampler.sample_relative(study, trial, relative)) if relative else {}
+    )
+    for name, dist in search_space.items():
+        if name not in params:
+            params[name] = sampler.sample_independent(study, trial, name, dist)
+    return params
+
+
+def _make_base(
+    base: str | BaseSampler,
+    seed: int | None,
+    n_startup_trials: int,
+    constraints_func: Callable[[FrozenTrial], Sequence[float]] | None,
+) -> BaseSampler:
+    if isinstance(base, BaseSampler):
+        return base
+    if base == "tpe":
+        return TPESampler(
+            seed=seed, n_startup_trials=n_startup_trials, constraints_func=constraints_func
+        )
+    if base == "gp":
+        return GPSampler(
+            seed=seed, n_startup_trials=n_startup_trials, constraints_func=constraints_func
+        )
+    raise ValueError(
+        f"base must be 'tpe', 'gp' or an Optuna sampler, got {base!r}; e.g. "
+        "LLMGuidedSampler(base='tpe')."
+    )
+
+
+__all__ = [
+    "LLMGuidedSampler",
+    "Region",
+    "gate_accepts",
+    "is_feasible",
+    "is_llm_trial",
+    "rank_trials",
+    "region_around_best",
+    "state_text",
+]

@@ -1,0 +1,208 @@
+"""Issue 16's benchmark: llm-guided against its optimizer alone, random, TPE, GP, CMA-ES and `llm`.
+
+Over ``optuna-llm bench``'s Python API (same seeds for every sampler; resumable: every finished
+run is a line of the results file and is skipped on a rerun), in phases:
+
+    python scripts/llm_benchmark.py baselines   # every sampler without an LLM
+    python scripts/llm_benchmark.py base-gp     # the optimizer alone with GP instead of TPE
+    python scripts/llm_benchmark.py guided      # llm-guided (embedded model, one run at a time)
+    python scripts/llm_benchmark.py llm         # the paper's `llm` at 10 evaluations
+    python scripts/llm_benchmark.py report      # the tables (offline, from the results file)
+
+LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
+a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
+to what fits (the report says what ran). Starting configuration: ``llm-guided`` and
+``guided-base`` start from the same Latin hypercube (same seed), so the LLM never gets a
+default that the baselines lack; ``llm`` chooses its first trial itself (the paper's setting),
+which the random/TPE/GP/CMA-ES rows do not get: its rows are compared at 10 evaluations only.
+
+Example:
+    >>> grid = GRID["baselines"]
+    >>> len(grid.tasks), grid.budgets
+    (11, (10, 50))
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "llm-benchmark.jsonl"
+CACHE = ROOT / "docs" / "results" / "llm-benchmark-cache.jsonl"
+BASE_GP = ROOT / "docs" / "results" / "llm-benchmark-base-gp.jsonl"
+"""``guided-base`` with GP as its optimizer (the choice of base: TPE or GP, no LLM)."""
+
+TABLES = (
+    "hpobench/australian",
+    "hpobench/car",
+    "hpobench/credit_g",
+    "hpobench/kc1",
+    "hpobench/segment",
+)
+BBOB = tuple(f"bbob/f{f:02d}-d5-i1" for f in (1, 3, 8, 10, 15, 21))
+TASKS = TABLES + BBOB
+SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Phase:
+    samplers: tuple[str, ...]
+    tasks: tuple[str, ...]
+    budgets: tuple[int, ...]
+
+
+GRID = {
+    "baselines": Phase(("random", "tpe", "gp", "cmaes", "guided-base"), TASKS, (10, 50)),
+    "guided": Phase(("llm-guided",), TASKS, (10, 50)),
+    "llm": Phase(("llm",), TASKS, (10,)),
+    "base-gp": Phase(("guided-base",), TASKS, (10, 50)),
+}
+
+
+def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, seeds: int) -> None:
+    from optuna_llm.bench import make_keys, run_all
+
+    phase = GRID[name]
+    keys = make_keys(
+        list(phase.samplers),
+        list(tasks or phase.tasks),
+        seeds=list(SEEDS[:seeds]),
+        budgets=list(budgets or phase.budgets),
+    )
+    llm = {"cache": str(CACHE)}
+    kwargs: dict[str, dict] = {"llm-guided": {"llm": llm}, "llm": dict(llm)}
+    results = RESULTS
+    if name == "base-gp":
+        kwargs, results = {"guided-base": {"base": "gp"}}, BASE_GP
+    run_all(keys, results, jobs=1, sampler_kwargs=kwargs, progress=True)
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _final(records: list[dict]) -> dict[tuple[str, str, int, int], float]:
+    return {
+        (r["sampler"], r["task"], int(r["seed"]), int(r["budget"])): float(r["final_regret"])
+        for r in records
+        if r.get("error") is None and not r.get("noise")
+    }
+
+
+def win_rate(
+    final: dict[tuple[str, str, int, int], float], a: str, b: str, budget: int
+) -> tuple[int, int, int]:
+    """(wins, ties, runs) of ``a`` against ``b`` on the (task, seed) pairs both have.
+
+    Example:
+        >>> f = {("a", "t", 0, 10): 0.1, ("b", "t", 0, 10): 0.2, ("a", "t", 1, 10): 0.3,
+        ...      ("b", "t", 1, 10): 0.3}
+        >>> win_rate(f, "a", "b", 10)
+        (1, 1, 2)
+    """
+    wins = ties = n = 0
+    for (s, task, seed, bud), value in final.items():
+        if s != a or bud != budget:
+            continue
+        other = final.get((b, task, seed, bud))
+        if other is None or math.isnan(value) or math.isnan(other):
+            continue
+        n += 1
+        if math.isclose(value, other, rel_tol=1e-12, abs_tol=1e-12):
+            ties += 1
+        elif value < other:
+            wins += 1
+    return wins, ties, n
+
+
+def base_choice(tpe: list[dict], gp: list[dict]) -> str:
+    """The optimizer alone with TPE against with GP, per budget (wins of TPE, ties, runs)."""
+    final = _final([r for r in tpe if r["sampler"] == "guided-base"])
+    final.update({("guided-base-gp", *k[1:]): v for k, v in _final(gp).items()})
+    lines = ["## Choice of the optimizer (no LLM): guided-base with TPE against with GP", ""]
+    for budget in sorted({k[3] for k in final}):
+        w, t, n = win_rate(final, "guided-base", "guided-base-gp", budget)
+        if n:
+            lines.append(
+                f"- {budget} evaluations: TPE better on {w}, tie {t}, GP better on "
+                f"{n - w - t} of {n} runs"
+            )
+    return "\n".join(lines)
+
+
+def report(records: list[dict]) -> str:
+    final = _final(records)
+    samplers = sorted({k[0] for k in final})
+    budgets = sorted({k[3] for k in final})
+    out = ["## Win rates (final regret; a tie is an equal regret)", ""]
+    out.append("| sampler | budget | opponent | wins | ties | runs | wins+ties |")
+    out.append("|---|---|---|---|---|---|---|")
+    for a in ("llm-guided", "guided-base", "llm"):
+        for budget in budgets:
+            for b in ("random", "guided-base", "tpe", "gp", "cmaes"):
+                if a == b or a not in samplers:
+                    continue
+                w, t, n = win_rate(final, a, b, budget)
+                if n:
+                    out.append(
+                        f"| {a} | {budget} | {b} | {w} | {t} | {n} | {100 * (w + t) / n:.0f}% |"
+                    )
+    out += ["", "## Median final regret per task (over seeds)", ""]
+    tasks = sorted({k[1] for k in final})
+    for budget in budgets:
+        cols = [s for s in samplers if any(k[0] == s and k[3] == budget for k in final)]
+        out.append(f"### {budget} evaluations")
+        out.append("| task | " + " | ".join(cols) + " |")
+        out.append("|---|" + "---|" * len(cols))
+        for task in tasks:
+            cells = []
+            for s in cols:
+                vals = sorted(v for k, v in final.items() if k[:2] == (s, task) and k[3] == budget)
+                cells.append(f"{vals[len(vals) // 2]:.4g}" if vals else "-")
+            out.append(f"| {task} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += ["## Trial sources (all trials of the runs)", ""]
+    sources: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for r in records:
+        if r.get("error") is None:
+            sources[(r["sampler"], int(r["budget"]))].update(r.get("sources", {}))
+    out.append("| sampler | budget | runs | sources |")
+    out.append("|---|---|---|---|")
+    for (s, budget), counts in sorted(sources.items()):
+        if s not in ("llm-guided", "llm", "guided-base"):
+            continue
+        runs = sum(1 for r in records if r["sampler"] == s and int(r["budget"]) == budget)
+        total = sum(counts.values())
+        text = ", ".join(f"{k} {v} ({100 * v / total:.0f}%)" for k, v in counts.most_common())
+        out.append(f"| {s} | {budget} | {runs} | {text} |")
+    errors = [r for r in records if r.get("error")]
+    if errors:
+        out += ["", f"{len(errors)} runs failed, e.g. {errors[0]['error'][:200]}"]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phase", choices=(*GRID, "report"))
+    parser.add_argument("--tasks", nargs="+", help="cut the phase to these tasks")
+    parser.add_argument("--budgets", type=int, nargs="+", help="cut the phase to these budgets")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (at most 3)")
+    args = parser.parse_args(argv)
+    if args.phase == "report":
+        from optuna_llm.bench import load_records
+
+        print(report(load_records([RESULTS])))
+        if BASE_GP.exists():
+            print()
+            print(base_choice(load_records([RESULTS]), load_records([BASE_GP])))
+        return 0
+    run_phase(args.phase, args.tasks, args.budgets, min(args.seeds, len(SEEDS)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
