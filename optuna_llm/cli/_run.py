@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 
+from optuna_llm._attrs import STUDY_N_TRIALS
 from optuna_llm.cli._flags import (
     HelpFormatter,
     add_flag,
@@ -151,6 +152,7 @@ def main(args: argparse.Namespace) -> int:
             max_retry=args.max_retry,
         )
         study = open_study(storage, args.study_name, sampler, directions)
+        study.set_user_attr(STUDY_N_TRIALS, args.n_trials)  # LLM samplers state the budget
         # The same --seed on every worker must not mean the same draws in every worker.
         own = reseed_for_worker(
             study, args.sampler, args.seed, lambda s: make_sampler(args.sampler, seed=s, **kwargs)

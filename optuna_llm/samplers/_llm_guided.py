@@ -62,6 +62,7 @@ from optuna_llm._attrs import (
     sampler_name,
     set_user_attrs,
 )
+from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
@@ -478,7 +479,7 @@ class LLMGuidedSampler(BaseSampler):
         if proposal.repairs:
             attrs[LLM_REPAIRS] = proposal.repairs
         attrs.update(log.as_user_attrs())
-        set_user_attrs(study, trial, attrs)
+        record_choice(study, trial, attrs)
         return proposal.params
 
     def sample_independent(
@@ -622,7 +623,7 @@ class LLMGuidedSampler(BaseSampler):
         }
         if proposal is not None:
             attrs[RATIONALE] = proposal.rationale
-        set_user_attrs(study, trial, attrs)
+        record_choice(study, trial, attrs)
         return own
 
     def __getstate__(self) -> dict[str, Any]:
