@@ -14,28 +14,6 @@ from tests.helpers.pg_instance import PgInstance
 
 pytestmark = pytest.mark.slow  # about 30-50 s a sampler on 2 busy cores
 
-# Goals the code before the issue-12 fixes misses in some runs (measured: docs/faults.md),
-# with the defect behind each that is still open on this branch; the sampler fixes of the
-# tree/llm branches are meant to remove these marks. Not strict: kills land at random moments,
-# so a run may also meet the goal. Fixed in the worker (faults branch), so no longer listed: a
-# failed retry counted as finished, workers ending on a database restart, a trial whose worker
-# died before its first heartbeat left RUNNING (and every worker stuck waiting for it).
-PENDING = {
-    "complete": "trials failed by OverflowError in llm/validate.py (the worker fails them "
-    "itself, so they are not retried)",
-    "vectors": "same --seed on every worker: SOO/BaMSOO's first and fallback random draws "
-    "coincide (Optuna's samplers, LLM-seeded TPE's TPE and LLMSampler's fallback get a seed of "
-    "their own per worker now)",
-    "nodes": "a retry keeps a node another trial claimed after the kill (BaMSOO)",
-    "retried": "trials failed by a worker itself on a hostile answer (OverflowError) are not "
-    "retried",
-    "latin": "the retry of a killed LHS trial reuses its row; a row is never evaluated",
-}
-
-
-def _pending(request: pytest.FixtureRequest, goal: str) -> None:
-    request.applymarker(pytest.mark.xfail(reason=PENDING[goal], strict=False))
-
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgInstance]:
@@ -59,33 +37,21 @@ def test_the_faults_happened(result: CaseResult) -> None:
     assert result.total_trials >= 1 and result.hit_trials >= 1, result
 
 
-def test_exactly_the_requested_trials_complete(
-    result: CaseResult, request: pytest.FixtureRequest
-) -> None:
-    _pending(request, "complete")
+def test_exactly_the_requested_trials_complete(result: CaseResult) -> None:
     assert result.complete == result.requested, result.problems
 
 
-def test_no_parameter_vector_is_evaluated_twice(
-    result: CaseResult, request: pytest.FixtureRequest
-) -> None:
-    _pending(request, "vectors")
+def test_no_parameter_vector_is_evaluated_twice(result: CaseResult) -> None:
     assert result.duplicate_vectors == 0, result.problems
 
 
-def test_no_tree_node_is_evaluated_twice(
-    result: CaseResult, request: pytest.FixtureRequest
-) -> None:
+def test_no_tree_node_is_evaluated_twice(result: CaseResult) -> None:
     if result.duplicate_nodes is None:
         pytest.skip(f"{result.sampler} has no partition tree")
-    _pending(request, "nodes")
     assert result.duplicate_nodes == 0, result.problems
 
 
-def test_every_hit_trial_is_failed_and_retried_once(
-    result: CaseResult, request: pytest.FixtureRequest
-) -> None:
-    _pending(request, "retried")
+def test_every_hit_trial_is_failed_and_retried_once(result: CaseResult) -> None:
     assert result.hit_failed_retried_once == result.hit_trials, result.problems
 
 
@@ -93,8 +59,7 @@ def test_no_worker_is_left_stuck(result: CaseResult) -> None:
     assert result.stuck_workers == 0, (result.end, result.problems)
 
 
-def test_the_latin_blocks_stay_latin(result: CaseResult, request: pytest.FixtureRequest) -> None:
+def test_the_latin_blocks_stay_latin(result: CaseResult) -> None:
     if result.lhs_strata_off is None:
         pytest.skip(f"{result.sampler} is not a Latin hypercube")
-    _pending(request, "latin")
     assert result.lhs_strata_off == 0, result.problems

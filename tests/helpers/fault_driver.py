@@ -159,7 +159,7 @@ def worker_argv(case: FaultCase, url: str) -> list[str]:
         "--objective", "tests.helpers.fault_objective:objective",
         "--storage", url, "--study-name", STUDY, "--n-trials", str(case.trials),
         "--sampler", case.sampler, "--seed", str(case.seed),
-        "--heartbeat", str(case.heartbeat), "--grace-period", str(case.grace), "--quiet",
+        "--heartbeat-interval", str(case.heartbeat), "--grace-period", str(case.grace), "--quiet",
     ]  # fmt: skip
     if case.sampler == "lhs":
         argv += ["--sampler-arg", f"n_samples={case.n_samples}"]
