@@ -132,22 +132,30 @@ def _lock_of(llama: Any) -> threading.Lock:
 # a raw newline inside the rationale). This is the rule JSON itself has.
 _LOOSE_CHAR = 'char ::= [^"\\\\]'
 _JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+# Its number rule writes the exponent as an integral part, which forbids a leading zero, so
+# "1e-05" (how small models, like printf, write 0.00001) is cut to "1e-0" = 1: a learning rate
+# of 1e-05 arrived as 1.0 and was refused as out of range. JSON allows any digits there.
+_LOOSE_EXPONENT = "([eE] [-+]? integral-part)?"
+_JSON_EXPONENT = "([eE] [-+]? [0-9] ([0-9] ([0-9])?)?)?"
 
 
 def schema_gbnf(schema: dict[str, Any]) -> str:
-    """The GBNF grammar of ``schema``: llama-cpp-python's conversion, with JSON's own rule
-    for string characters (no raw control characters).
+    """The GBNF grammar of ``schema``: llama-cpp-python's conversion, with JSON's own rules
+    for string characters (no raw control characters) and for exponents (``1e-05``).
 
     Example:
         >>> text = schema_gbnf({"type": "object", "properties": {"r": {"type": "string"}}})
         >>> rule = next(line for line in text.splitlines() if line.startswith("char ::="))
         >>> "x00-" in rule  # control characters excluded
         True
+        >>> number = schema_gbnf({"type": "object", "properties": {"x": {"type": "number"}}})
+        >>> "[eE] [-+]? [0-9] ([0-9]" in number  # an exponent may start with 0, as in 1e-05
+        True
     """
     from llama_cpp import llama_grammar
 
     gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(schema, sort_keys=False))
-    return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR)
+    return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR).replace(_LOOSE_EXPONENT, _JSON_EXPONENT)
 
 
 def grammar_for_schema(schema: dict[str, Any]) -> Any:

@@ -160,3 +160,17 @@ def test_the_answer_grammar_refuses_raw_control_characters_in_strings() -> None:
     # The answer keeps the schema's key order (rationale first by default).
     [root] = [line for line in gbnf.splitlines() if line.startswith("root ::=")]
     assert root.index("rationale-kv") < root.index("config-kv")
+
+
+def test_the_answer_grammar_lets_an_exponent_start_with_zero(embedded: EmbeddedLlamaClient) -> None:
+    # llama-cpp-python's number rule cut "1e-05" to "1e-0" (= 1): small learning rates arrived
+    # 100,000 times too large and were refused as out of range.
+    schema = {
+        "type": "object",
+        "properties": {"learning_rate": {"type": "number"}},
+        "required": ["learning_rate"],
+        "additionalProperties": False,
+    }
+    ask = {"role": "user", "content": 'Copy this JSON exactly: {"learning_rate": 1e-05}'}
+    result = embedded.chat([SYSTEM, ask], json_schema=schema, max_tokens=20, temperature=0.0)
+    assert json.loads(result.text)["learning_rate"] < 1e-3, result.text
