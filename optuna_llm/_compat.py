@@ -54,6 +54,7 @@ __all__ = [
     "_process_constraints_after_trial",
     "_round_one_normalized_param",
     "_unnormalize_one_param",
+    "constraint_values",
     "forget_trial_cache",
     "heartbeat_trial_ids",
     "is_heartbeat_enabled",
@@ -67,6 +68,25 @@ __all__ = [
     "trial_loop",
     "unwrap_storage",
 ]
+
+
+def constraint_values(trial: Any) -> list[float]:
+    """The trial's constraint values, a constraint holding when its value is <= 0: the list a
+    ``constraints_func`` stored (system attr ``constraints``, every Optuna) and the values of
+    Optuna 5's ``trial.set_constraint`` (system attrs ``constraints:<name>``), which
+    ``FrozenTrial.constraints`` reads on Optuna 5 but which Optuna 4.8 has no reader for.
+
+    Example:
+        >>> import optuna
+        >>> trial = optuna.trial.create_trial(value=1.0, system_attrs={CONSTRAINTS_KEY: [0.5]})
+        >>> constraint_values(trial)
+        [0.5]
+    """
+    attrs = trial.system_attrs
+    values = [float(c) for c in attrs.get(CONSTRAINTS_KEY) or ()]
+    prefix = f"{CONSTRAINTS_KEY}:"
+    values += [float(v) for key, v in attrs.items() if key.startswith(prefix)]
+    return values
 
 
 def retry_stale_trial_callback(max_retry: int) -> tuple[str, Any]:

@@ -27,7 +27,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import PROPOSAL, SOURCE
-from optuna_llm._compat import CONSTRAINTS_KEY
+from optuna_llm._compat import constraint_values
 from optuna_llm.llm.base import Message, estimate_tokens
 from optuna_llm.llm.schema import RATIONALE_ORDERS
 
@@ -170,7 +170,7 @@ def constraint_violation(trial: FrozenTrial) -> float | None:
     """Total violation of the trial's constraints (Optuna's ``constraints_func`` /
     ``trial.set_constraint``; a constraint holds when its value is <= 0): 0.0 when feasible,
     None when the trial has no constraints."""
-    values = trial.system_attrs.get(CONSTRAINTS_KEY)
+    values = constraint_values(trial)
     if not values:
         return None
     try:

@@ -54,7 +54,6 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import (
-    CONSTRAINTS,
     FALLBACK_REASON,
     LLM_REPAIRS,
     RATIONALE,
@@ -62,6 +61,7 @@ from optuna_llm._attrs import (
     sampler_name,
     set_user_attrs,
 )
+from optuna_llm._compat import constraint_values
 from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.cache import LLMCache
@@ -97,16 +97,6 @@ def is_llm_trial(number: int, n_startup_trials: int, llm_share: float) -> bool:
     if i < 0 or llm_share <= 0.0:
         return False
     return math.floor(i * llm_share) != math.floor((i - 1) * llm_share)
-
-
-def constraint_values(trial: FrozenTrial) -> list[float]:
-    """The trial's constraint values: Optuna 5's ``trial.set_constraint`` ones
-    (``FrozenTrial.constraints``), or the list a ``constraints_func`` stored (Optuna's
-    ``"constraints"`` system attr, the only form before Optuna 5)."""
-    named = getattr(trial, "constraints", None)
-    if isinstance(named, Mapping):
-        return [float(v) for v in named.values()]
-    return [float(c) for c in trial.system_attrs.get(CONSTRAINTS) or ()]
 
 
 def is_feasible(trial: FrozenTrial) -> bool:

@@ -40,7 +40,11 @@ from optuna_llm._attrs import (
     set_user_attrs,
     tree_attr,
 )
-from optuna_llm._compat import _process_constraints_after_trial, stale_trial_callback
+from optuna_llm._compat import (
+    _process_constraints_after_trial,
+    constraint_values,
+    stale_trial_callback,
+)
 from optuna_llm.samplers._partition import (
     ROOT,
     Cell,
@@ -74,7 +78,7 @@ def tree_value(t: FrozenTrial, sign: float) -> float:
     ``trial.set_constraint`` or a ``constraints_func``), so it is worse than every feasible one
     whatever its objective value (all infeasible trials tie)."""
     assert t.value is not None
-    if any(c > 0.0 for c in t.constraints.values()):
+    if any(c > 0.0 for c in constraint_values(t)):
         return -math.inf
     value = sign * float(t.value)
     return -math.inf if math.isnan(value) else value
