@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 from optuna_llm._attrs import PROPOSAL, SOURCE
 from optuna_llm._compat import constraint_values
 from optuna_llm.llm.base import Message, estimate_tokens
-from optuna_llm.llm.schema import RATIONALE_ORDERS
+from optuna_llm.llm.schema import EXAMPLE_RATIONALE, RATIONALE_ORDERS
 
 SYSTEM_PROMPT = (
     "You are an expert in machine learning and hyperparameter optimization. You propose "
@@ -519,8 +519,8 @@ def example_answer(
     if rationale == "none":
         return body
     if rationale == "first":
-        return {"rationale": "one short reason", **body}
-    return {**body, "rationale": "one short reason"}
+        return {"rationale": EXAMPLE_RATIONALE, **body}
+    return {**body, "rationale": EXAMPLE_RATIONALE}
 
 
 def example_config(search_space: Mapping[str, BaseDistribution], at: float) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from optuna_llm._attrs import (
     LLM_PROMPT_TOKENS,
 )
 from optuna_llm.llm.base import CacheMissError, ChatClient, LLMUnavailableError, Message
-from optuna_llm.llm.schema import answer_schema
+from optuna_llm.llm.schema import EXAMPLE_RATIONALE, answer_schema
 from optuna_llm.llm.validate import (
     InvalidAnswer,
     config_from_answer,
@@ -185,6 +185,8 @@ def _read_answer(
     rationale = ""
     if isinstance(answer, dict):
         rationale = str(answer.get("rationale", ""))[:2000]
+        if rationale.strip().lower() == EXAMPLE_RATIONALE:  # the ask's example, copied
+            rationale = ""
     if n_configs == 1:
         raws: list[Any] = [config_from_answer(answer)]
     else:

@@ -21,6 +21,11 @@ from optuna.distributions import (
 JSONSchema = dict[str, Any]
 
 
+EXAMPLE_RATIONALE = "one short reason"
+"""The rationale of the ask's example answer. A small model copies it word for word; a copy
+is no reason, so it is stored as an empty rationale (the config still counts)."""
+
+
 def distribution_schema(distribution: BaseDistribution) -> JSONSchema:
     """Schema of one parameter value."""
     if isinstance(distribution, CategoricalDistribution):

@@ -75,3 +75,15 @@ def test_with_no_seed_the_retries_still_get_distinct_seeds() -> None:
             proposer_for(server, max_attempts=3).propose(SPACE, [])
         seeds = [r.get("seed") for r in server.requests]
     assert seeds[0] is None and len({*seeds[1:]}) == 2 and None not in seeds[1:]
+
+
+def test_a_copy_of_the_examples_rationale_is_stored_as_no_rationale() -> None:
+    copied = Reply(json.dumps({"rationale": "One short reason", "config": {"x": 1.0, "n": 10}}))
+    own = Reply(json.dumps({"rationale": "x near 1 was best so far", "config": {"x": 2.0}}))
+    space = {"x": SPACE["x"], "n": SPACE["n"]}
+    with ScriptedOpenAIServer([copied, own]) as server:
+        proposer = proposer_for(server)
+        [first] = proposer.propose(space, [])
+        [second] = proposer.propose({"x": SPACE["x"]}, [])
+    assert first.params == {"x": 1.0, "n": 10} and first.rationale == ""
+    assert second.rationale == "x near 1 was best so far"
