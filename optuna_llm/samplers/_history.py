@@ -12,6 +12,7 @@ from optuna.distributions import (
     CategoricalDistribution,
     check_distribution_compatibility,
 )
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import PROPOSAL, set_system_attrs
@@ -125,3 +126,19 @@ def jsonable_params(params: Mapping[str, Any]) -> dict[str, Any]:
         k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
         for k, v in params.items()
     }
+
+
+def has_given_params(trial: FrozenTrial) -> bool:
+    """Enqueued or retried trials come with their parameters: no sampler chooses them."""
+    return bool(trial.params) or "fixed_params" in trial.system_attrs
+
+
+def space_of_other_trials(
+    study: Study, trial: FrozenTrial, extra: Mapping[str, BaseDistribution]
+) -> dict[str, BaseDistribution]:
+    """The union of every other trial's distributions, updated with ``extra`` (a space given
+    up front): what the LLM samplers propose from, so conditional parameters are included."""
+    trials = study._get_trials(deepcopy=False, use_cache=True)
+    space = union_search_space(t for t in trials if t.number != trial.number)
+    space.update(extra)
+    return space

@@ -41,8 +41,9 @@ from optuna_llm.samplers._history import (
     claim_config,
     describe_state,
     duplicate_of,
+    has_given_params,
     same_value,
-    union_search_space,
+    space_of_other_trials,
 )
 
 _logger = logging.getLogger(__name__)
@@ -218,15 +219,12 @@ class LLMSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        trials = study._get_trials(deepcopy=False, use_cache=True)
-        space = union_search_space(t for t in trials if t.number != trial.number)
-        space.update(self._search_space)
-        return space
+        return space_of_other_trials(study, trial, self._search_space)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space or _has_given_params(trial):
+        if not search_space or has_given_params(trial):
             return {}
         state = self._state(trial)
         try:
@@ -420,11 +418,6 @@ def study_token_total(study: Study) -> int:
         attrs = trial.user_attrs
         total += int(attrs.get(LLM_PROMPT_TOKENS, 0)) + int(attrs.get(LLM_COMPLETION_TOKENS, 0))
     return total
-
-
-def _has_given_params(trial: FrozenTrial) -> bool:
-    """Enqueued or retried trials come with their parameters: the LLM is not asked."""
-    return bool(trial.params) or "fixed_params" in trial.system_attrs
 
 
 def _metric_names(study: Study) -> list[str] | None:

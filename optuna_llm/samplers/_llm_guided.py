@@ -73,7 +73,8 @@ from optuna_llm.samplers._history import (
     claim_config,
     describe_state,
     duplicate_of,
-    union_search_space,
+    has_given_params,
+    space_of_other_trials,
 )
 from optuna_llm.samplers._lhs import LatinHypercubeSampler
 from optuna_llm.samplers._partition import UnitSpace
@@ -435,15 +436,12 @@ class LLMGuidedSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        trials = study._get_trials(deepcopy=False, use_cache=True)
-        space = union_search_space(t for t in trials if t.number != trial.number)
-        space.update(self._search_space)
-        return space
+        return space_of_other_trials(study, trial, self._search_space)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if not search_space or trial.params or "fixed_params" in trial.system_attrs:
+        if not search_space or has_given_params(trial):
             return {}
         own, own_source = self._claimed_proposal(study, trial, search_space)
         if not self._is_llm(study, trial):

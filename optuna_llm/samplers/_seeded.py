@@ -37,6 +37,7 @@ from optuna_llm.samplers._history import (
     claim_config,
     describe_state,
     duplicate_of,
+    has_given_params,
     jsonable_params,
 )
 from optuna_llm.samplers._llm import LLMSampler, study_token_total
@@ -166,7 +167,7 @@ class LLMSeededSampler(BaseSampler):
     ) -> dict[str, Any]:
         if not self._is_seed(trial):
             return self._base.sample_relative(study, trial, search_space)
-        if not search_space or trial.params or "fixed_params" in trial.system_attrs:
+        if not search_space or has_given_params(trial):
             return {}
         return self._seed(study, trial, search_space)
 
