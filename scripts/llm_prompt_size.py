@@ -4,6 +4,8 @@ seconds per proposal with the embedded Gemma model. Prints Markdown tables.
     .venv/bin/python scripts/llm_prompt_size.py [--proposals 5]
     .venv/bin/python scripts/llm_prompt_size.py --orders first last none --trials 10 \
         --tasks toy/branin hpobench/car     # who chose the trials, per rationale order
+    .venv/bin/python scripts/llm_prompt_size.py --orders last --candidates 1 4 --trials 10
+        # ... and per number of candidates asked in one request
 
 The second form runs a short LLMSampler study per (rationale order, task) with the embedded
 model and prints the share of trials the LLM chose itself (``llm`` or a near-miss repair) and
@@ -14,6 +16,8 @@ the median seconds per trial (proposal + a table lookup). Wrap it in
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import statistics
 import time
 
@@ -23,7 +27,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_answer, jsonable
 from optuna_llm.llm.schema import RATIONALE_ORDERS
 from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler
@@ -66,10 +70,11 @@ def main() -> None:
     parser.add_argument("--orders", nargs="*", choices=RATIONALE_ORDERS)
     parser.add_argument("--tasks", nargs="*", default=["toy/branin", "hpobench/car"])
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--candidates", type=int, nargs="*", default=[1])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.orders:
-        print_order_table(args.orders, args.tasks, args.trials)
+        print_order_table(args.orders, args.tasks, args.trials, args.candidates)
         return
     client = EmbeddedLlamaClient()
     if not args.skip_tokens:
@@ -120,41 +125,62 @@ def print_speed_table(proposals: int) -> None:
         )
 
 
-def print_order_table(orders: list[str], tasks: list[str], n_trials: int) -> None:
+def print_order_table(
+    orders: list[str], tasks: list[str], n_trials: int, candidates: list[int]
+) -> None:
     from optuna_llm.bench._tasks import get_task
 
     print(
-        "| rationale | task | trials | chosen by the LLM (llm + llm-repaired) | fallback | "
-        "LLM calls per trial (mean) | seconds per trial (median) |"
+        "| rationale | candidates | task | trials | chosen by the LLM (llm + llm-repaired) | "
+        "of them the ask's example | fallback | LLM calls per trial (mean) | "
+        "seconds per trial (median) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     client = make_client()
-    for order in orders:
-        for name in tasks:
-            task = get_task(name)
-            task.reseed(0)
-            sampler = LLMSampler(
-                task.description,
-                client=client,
-                search_space=task.distributions(),
-                seed=0,
-                rationale=order,
-                n_trials=n_trials,
-            )
-            study = optuna.create_study(sampler=sampler)
-            seconds = []
-            for _ in range(n_trials):
-                t0 = time.perf_counter()
-                study.optimize(lambda t, task=task: task.evaluate(t).seen, n_trials=1)
-                seconds.append(time.perf_counter() - t0)
-            sources = [str(t.user_attrs.get("source")) for t in study.trials]
-            chosen = sum(s.startswith("llm") for s in sources)
-            calls = statistics.mean(int(t.user_attrs.get("llm_calls", 0)) for t in study.trials)
-            print(
-                f"| {order} | {name} | {n_trials} | {chosen}/{n_trials} | "
-                f"{n_trials - chosen} | {calls:.1f} | {statistics.median(seconds):.1f} |",
-                flush=True,
-            )
+    for order, k, name in itertools.product(orders, candidates, tasks):
+        task = get_task(name)
+        task.reseed(0)
+        sampler = LLMSampler(
+            task.description,
+            client=client,
+            search_space=task.distributions(),
+            seed=0,
+            rationale=order,
+            n_trials=n_trials,
+            candidates=k,
+        )
+        study = optuna.create_study(sampler=sampler)
+        seconds = []
+        for _ in range(n_trials):
+            t0 = time.perf_counter()
+            study.optimize(lambda t, task=task: task.evaluate(t).seen, n_trials=1)
+            seconds.append(time.perf_counter() - t0)
+        sources = [str(t.user_attrs.get("source")) for t in study.trials]
+        chosen = sum(s.startswith("llm") for s in sources)
+        examples = [
+            json.dumps(c, sort_keys=True) for c in _example_configs(task.distributions(), max(k, 1))
+        ]
+        copied = sum(
+            str(t.user_attrs.get("source")).startswith("llm")
+            and json.dumps(_jsonable_params(t.params), sort_keys=True) in examples
+            for t in study.trials
+        )
+        calls = statistics.mean(int(t.user_attrs.get("llm_calls", 0)) for t in study.trials)
+        print(
+            f"| {order} | {k} | {name} | {n_trials} | {chosen}/{n_trials} | {copied} | "
+            f"{n_trials - chosen} | {calls:.1f} | {statistics.median(seconds):.1f} |",
+            flush=True,
+        )
+
+
+def _example_configs(space: dict, n: int) -> list[dict]:
+    """The configurations the ask shows as its format example (a copy is no choice)."""
+    answer = example_answer(space, n, "none")
+    return answer["configs"] if "configs" in answer else [answer["config"]]
+
+
+def _jsonable_params(params: dict) -> dict:
+    return {k: jsonable(v) for k, v in params.items()}
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ class PromptSettings:
 
 def describe_distribution(distribution: BaseDistribution) -> str:
     if isinstance(distribution, CategoricalDistribution):
-        return "one of " + json.dumps([_jsonable(c) for c in distribution.choices])
+        return "one of " + json.dumps([jsonable(c) for c in distribution.choices])
     if isinstance(distribution, (IntDistribution, FloatDistribution)):
         kind = "integer" if isinstance(distribution, IntDistribution) else "float"
         text = f"{kind} in [{_num(distribution.low)}, {_num(distribution.high)}]"
@@ -123,11 +123,11 @@ def conditional_parameters(
             if other == name or not isinstance(dist, CategoricalDistribution):
                 continue
             with_other = [t for t in finished if other in t.params]
-            values = {json.dumps(_jsonable(t.params[other])) for t in having if other in t.params}
+            values = {json.dumps(jsonable(t.params[other])) for t in having if other in t.params}
             if not values or any(other not in t.params for t in having):
                 continue
             if all(
-                (json.dumps(_jsonable(t.params[other])) in values) == (name in t.params)
+                (json.dumps(jsonable(t.params[other])) in values) == (name in t.params)
                 for t in with_other
             ):
                 shown = " or ".join(sorted(values))
@@ -161,7 +161,7 @@ def describe_goal(directions: Sequence[StudyDirection], metric_names: Sequence[s
 
 
 def format_trial(trial: FrozenTrial, params: Mapping[str, Any] | None = None) -> str:
-    shown = {k: _jsonable(v) for k, v in (params if params is not None else trial.params).items()}
+    shown = {k: jsonable(v) for k, v in (params if params is not None else trial.params).items()}
     config = json.dumps(shown, ensure_ascii=False)
     return f"#{trial.number} {config} -> {format_outcome(trial)}"
 
@@ -295,10 +295,13 @@ class PromptBuilder:
         state: str | None = None,
         n_trials: int | None = None,
         restricted: bool = False,
+        candidates: bool = False,
     ) -> list[Message]:
         """The messages of one request. ``state`` (an optimizer's state, a few lines) goes
         just before the ask; ``n_trials`` (the study's whole budget) makes the prompt state
-        the trials left; ``restricted`` says the space given is a region to stay inside."""
+        the trials left; ``restricted`` says the space given is a region to stay inside;
+        ``candidates`` asks the ``n_configs`` as candidates for one trial, best first (else
+        as that many trials to run)."""
         finished = [t for t in trials if t.state.is_finished()]
         pending = [
             t
@@ -319,7 +322,7 @@ class PromptBuilder:
                 "condition holds.",
                 1,
             )
-        ask = self._ask(search_space, n_configs, fixed_params)
+        ask = self._ask(search_space, n_configs, fixed_params, candidates)
         if state and state.strip():
             ask = f"Optimizer state:\n{state.strip()}\n\n{ask}"
         if self.settings.history == "chat":
@@ -367,10 +370,11 @@ class PromptBuilder:
         search_space: Mapping[str, BaseDistribution],
         n_configs: int,
         fixed_params: Mapping[str, Any] | None,
+        candidates: bool = False,
     ) -> str:
         lines = []
         if fixed_params:
-            fixed = json.dumps({k: _jsonable(v) for k, v in fixed_params.items()})
+            fixed = json.dumps({k: jsonable(v) for k, v in fixed_params.items()})
             lines.append(
                 f"The current trial already uses {fixed}; choose only the remaining "
                 "parameter(s) below to go with it."
@@ -379,6 +383,13 @@ class PromptBuilder:
             lines.append(
                 "Propose the next configuration to evaluate: one likely to improve on "
                 "the best so far and different from every configuration above."
+            )
+        elif candidates:
+            lines.append(
+                f"Propose {n_configs} candidates for the next configuration to evaluate, "
+                "the most promising first: each likely to improve on the best so far, "
+                "different from every configuration above and from each other. The first "
+                "new one is evaluated."
             )
         else:
             lines.append(
@@ -465,7 +476,7 @@ class PromptBuilder:
         turns = sorted(finished, key=lambda t: t.number)
         user = header + "\n\n" + ask
         for trial in turns:
-            config = json.dumps({k: _jsonable(v) for k, v in trial.params.items()})
+            config = json.dumps({k: jsonable(v) for k, v in trial.params.items()})
             if chooser(trial) == "you":
                 if messages[-1]["role"] == "assistant":
                     user += " Propose the next configuration."
@@ -528,7 +539,7 @@ def example_config(search_space: Mapping[str, BaseDistribution], at: float) -> d
     config: dict[str, Any] = {}
     for k, (name, d) in enumerate(search_space.items()):
         if isinstance(d, CategoricalDistribution):
-            config[name] = _jsonable(d.choices[k % len(d.choices)])
+            config[name] = jsonable(d.choices[k % len(d.choices)])
             continue
         if not isinstance(d, (FloatDistribution, IntDistribution)):
             continue
@@ -540,13 +551,13 @@ def example_config(search_space: Mapping[str, BaseDistribution], at: float) -> d
         if d.step is not None:
             value = low + round((value - low) / d.step) * d.step
         value = min(max(value, low), high)
-        config[name] = round(value) if isinstance(d, IntDistribution) else _jsonable(value)
+        config[name] = round(value) if isinstance(d, IntDistribution) else jsonable(value)
     return config
 
 
 def _pending_params(trial: FrozenTrial) -> dict[str, Any]:
     if trial.params:
-        return {k: _jsonable(v) for k, v in trial.params.items()}
+        return {k: jsonable(v) for k, v in trial.params.items()}
     claimed = trial.system_attrs.get(PROPOSAL)
     return dict(claimed) if isinstance(claimed, dict) else {}
 
@@ -565,7 +576,8 @@ def _num(x: float) -> str:
     return f"{x:.6g}"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as the prompt shows it: floats to 6 significant digits, others as strings."""
     if isinstance(value, float):
         return float(f"{value:.6g}") if math.isfinite(value) else str(value)
     if isinstance(value, (str, int, bool)) or value is None:

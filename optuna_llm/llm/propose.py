@@ -93,6 +93,7 @@ def propose(
     forbidden: Forbidden,
     log: ExchangeLog,
     n_configs: int = 1,
+    enough: int | None = None,
     max_attempts: int = 3,
     temperature: float = 0.0,
     seed: int | None = None,
@@ -101,21 +102,26 @@ def propose(
     rationale: str = "first",
 ) -> list[Proposal]:
     """Up to ``n_configs`` valid, distinct, allowed proposals (at least one), or raise
-    :class:`ProposalFailed`. ``rationale`` places the rationale in the answer schema
-    (:func:`~optuna_llm.llm.schema.answer_schema`)."""
+    :class:`ProposalFailed`. Each answer holds ``n_configs`` configurations; the loop ends
+    once ``enough`` of them (default: all) were accepted, so ``n_configs=4, enough=1`` asks
+    for four candidates and is content with the first usable one (a small model that copies
+    a configuration already tried often writes a new one after it). ``rationale`` places the
+    rationale in the answer schema (:func:`~optuna_llm.llm.schema.answer_schema`)."""
+    enough = n_configs if enough is None else enough
+    if not 1 <= enough <= n_configs:
+        raise ValueError(f"enough must be between 1 and n_configs={n_configs}, got {enough}.")
     schema = answer_schema(search_space, n_configs, rationale)
     conversation = list(messages)
     accepted: list[Proposal] = []
     for attempt in range(max_attempts):
         if not budget_left():
             raise ProposalFailed("token budget exhausted")
-        wanted = n_configs - len(accepted)
         try:
             result = client.chat(
                 conversation,
                 json_schema=schema,
                 temperature=retry_temperature(temperature, attempt),
-                max_tokens=max_tokens or 256 + 192 * wanted,
+                max_tokens=max_tokens or 256 + 192 * n_configs,  # the grammar asks all of them
                 seed=retry_seed(seed, attempt),
             )
         except (CacheMissError, LLMUnavailableError):
@@ -132,7 +138,7 @@ def propose(
         except InvalidAnswer as exc:
             new, problems = [], [str(exc)]
         accepted.extend(new)
-        if len(accepted) >= n_configs:
+        if len(accepted) >= enough:
             return accepted[:n_configs]
         log.errors.extend(problems)
         _logger.debug("LLM answer %d rejected: %s", attempt + 1, problems)

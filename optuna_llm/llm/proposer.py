@@ -39,7 +39,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from optuna_llm.llm.base import ChatClient
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_answer, jsonable
 from optuna_llm.llm.propose import ExchangeLog, Forbidden, Proposal, ProposalFailed, propose
 
 Box = Mapping[str, tuple[float, float] | Sequence[Any]]
@@ -58,6 +58,10 @@ class Proposer:
             request so a retry never repeats the first answer for want of a new seed.
         max_attempts: Requests per proposal before :class:`ProposalFailed`.
         max_total_tokens: Study-wide token cap; :meth:`budget_left` compares with it.
+        candidates: Configurations asked for in each request when one is wanted (most
+            promising first); the first usable one is taken. 1 asks for one. A small model
+            that copies a configuration already tried often writes a new one after it
+            (measured in docs/llm.md).
     """
 
     def __init__(
@@ -69,7 +73,13 @@ class Proposer:
         seed: int | None = None,
         max_attempts: int = 3,
         max_total_tokens: int | None = None,
+        candidates: int = 1,
     ) -> None:
+        if candidates < 1:
+            raise ValueError(
+                f"candidates must be a positive number of configurations per request, got "
+                f"{candidates}; 1 asks for one configuration at a time."
+            )
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}.")
         if max_total_tokens is not None and max_total_tokens < 0:
@@ -83,6 +93,7 @@ class Proposer:
         self.seed = seed
         self.max_attempts = max_attempts
         self.max_total_tokens = max_total_tokens
+        self.candidates = candidates
 
     @property
     def settings(self) -> PromptSettings:
@@ -97,6 +108,7 @@ class Proposer:
             seed=self.seed,
             max_attempts=self.max_attempts,
             max_total_tokens=self.max_total_tokens,
+            candidates=self.candidates,
         )
         return other
 
@@ -120,39 +132,77 @@ class Proposer:
         state: str | None = None,
         n_trials: int | None = None,
         budget_left: Callable[[], bool] = lambda: True,
+        all_candidates: bool = False,
     ) -> list[Proposal]:
         """Up to ``n_configs`` valid, distinct proposals that ``forbidden`` allows (at least
         one), inside ``box`` if given, or raise :class:`ProposalFailed` saying why.
 
-        ``n_trials`` is the study's whole budget when known (the prompt then states how many
-        trials are left). ``log`` collects tokens, calls, errors and the last exchange.
+        With ``n_configs=1`` and ``candidates > 1`` the request asks for ``candidates``
+        configurations and the first usable one is returned; ``all_candidates=True`` returns
+        every usable one of that answer instead (for a caller that picks, e.g. by an
+        acquisition function). ``n_trials`` is the study's whole budget when known (the
+        prompt then states how many trials are left). ``log`` collects tokens, calls, errors
+        and the last exchange.
         """
         space = restrict(search_space, box) if box else dict(search_space)
+        asked = self.candidates if n_configs == 1 else n_configs
+        forbidden = refusing_examples(forbidden, space, asked, self.settings.rationale_order)
         messages = self.builder.build(
             space,
             trials,
             directions,
             metric_names,
-            n_configs=n_configs,
+            n_configs=asked,
+            candidates=n_configs == 1 and asked > 1,
             fixed_params=fixed_params,
             current_trial_number=current_trial_number,
             state=state,
             n_trials=n_trials,
             restricted=bool(box),
         )
-        return propose(
+        proposals = propose(
             self.client,
             messages,
             space,
             forbidden=forbidden,
             log=log if log is not None else ExchangeLog(),
-            n_configs=n_configs,
+            n_configs=asked,
+            enough=1 if asked > n_configs else n_configs,
             max_attempts=self.max_attempts,
             temperature=self.temperature,
             seed=self.seed,
             budget_left=budget_left,
             rationale=self.settings.rationale_order,
         )
+        return proposals if all_candidates else proposals[:n_configs]
+
+
+def refusing_examples(
+    forbidden: Forbidden,
+    search_space: Mapping[str, BaseDistribution],
+    n_configs: int,
+    rationale: str,
+) -> Forbidden:
+    """``forbidden``, refusing also the configurations the ask shows as its format example:
+    a small model copies them word for word, and a copy is not the model's choice.
+
+    Example:
+        >>> from optuna.distributions import FloatDistribution
+        >>> space = {"x": FloatDistribution(-5, 10)}
+        >>> check = refusing_examples(lambda _: None, space, 1, "last")
+        >>> check({"x": -1.25}), check({"x": 2.0})
+        ('it is the format example of the question, not a choice: choose your own values', None)
+    """
+    answer = example_answer(search_space, n_configs, rationale)
+    examples = answer["configs"] if "configs" in answer else [answer["config"]]
+
+    def check(params: Mapping[str, Any]) -> str | None:
+        shown = {k: jsonable(v) for k, v in params.items()}
+        if any(shown == example for example in examples):
+            return "it is the format example of the question, not a choice: choose your own values"
+        return forbidden(params)
+
+    return check
 
 
 def restrict(search_space: Mapping[str, BaseDistribution], box: Box) -> dict[str, BaseDistribution]:
@@ -208,4 +258,12 @@ def restrict(search_space: Mapping[str, BaseDistribution], box: Box) -> dict[str
     return out
 
 
-__all__ = ["Box", "ExchangeLog", "Proposal", "ProposalFailed", "Proposer", "restrict"]
+__all__ = [
+    "Box",
+    "ExchangeLog",
+    "Proposal",
+    "ProposalFailed",
+    "Proposer",
+    "refusing_examples",
+    "restrict",
+]

@@ -206,11 +206,11 @@ def _categorical(value: Any, distribution: CategoricalDistribution) -> tuple[Any
             and value == choice
         ):
             return choice, f"mapped {value!r} to choice {choice!r}"
-    text = value if isinstance(value, str) else json.dumps(value) if _jsonable(value) else None
+    text = value if isinstance(value, str) else json.dumps(value) if jsonable(value) else None
     if text is not None:
         wanted = text.strip().lower()
         for choice in choices:
-            forms = {str(choice).lower(), json.dumps(choice).lower() if _jsonable(choice) else ""}
+            forms = {str(choice).lower(), json.dumps(choice).lower() if jsonable(choice) else ""}
             if wanted in forms:
                 return choice, f"mapped {_shorten(value)} to choice {choice!r}"
     raise InvalidAnswer(f"{_shorten(value)} is not one of the choices {_shorten(list(choices))}")
@@ -220,7 +220,7 @@ def _both_nan(a: Any, b: Any) -> bool:
     return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
 
 
-def _jsonable(value: Any) -> bool:
+def jsonable(value: Any) -> bool:
     try:
         json.dumps(value)
     except (TypeError, ValueError):

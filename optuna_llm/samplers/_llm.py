@@ -137,6 +137,9 @@ class LLMSampler(BaseSampler):
         n_trials: The study's whole budget, stated in the prompt as trials left (else the
             study's user attr ``n_trials`` if set; Optuna's own ``n_trials`` is not visible
             to a sampler).
+        candidates: Configurations asked for in each LLM request, most promising first; the
+            first one not tried yet is used. A small model that copies a tried
+            configuration often writes a new one after it (docs/llm.md measures 1 and 4).
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class LLMSampler(BaseSampler):
         n_trials: int | None = None,
         rationale: str = DEFAULT_RATIONALE,
         artifact_store: ArtifactStore | None = None,
+        candidates: int = 1,
     ) -> None:
         if max_total_tokens is not None and max_total_tokens < 0:
             raise ValueError("max_total_tokens must be a non-negative number of tokens or None.")
@@ -201,6 +205,7 @@ class LLMSampler(BaseSampler):
             seed=seed,
             max_attempts=max_attempts,
             max_total_tokens=max_total_tokens,
+            candidates=candidates,
         )
         self._trials: dict[int, _TrialState] = {}
         self._lock = threading.Lock()

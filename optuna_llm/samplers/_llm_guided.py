@@ -252,6 +252,8 @@ def salvage_config(text: str) -> str:
         return text
     except ValueError:
         pass
+    if '"configs"' in text:
+        return _salvage_configs(text)
     start = text.find('"config"')
     brace = text.find("{", start) if start >= 0 else -1
     if brace < 0 or text[start + len('"config"') : brace].strip() != ":":
@@ -264,6 +266,34 @@ def salvage_config(text: str) -> str:
         return text
     note = "(the answer was cut off after its config)"
     return json.dumps({"config": config, "rationale": note})
+
+
+def _salvage_configs(text: str) -> str:
+    """The complete configurations of a cut-off ``"configs"`` array, as a complete answer.
+
+    Example:
+        >>> _salvage_configs('{"configs": [{"x": 1}, {"x": 2}, {"x": 3')
+        '{"configs": [{"x": 1}, {"x": 2}], "rationale": "(the answer was cut off after 2 configs)"}'
+    """
+    start = text.find('"configs"')
+    bracket = text.find("[", start)
+    if bracket < 0 or text[start + len('"configs"') : bracket].strip() != ":":
+        return text
+    decoder, configs, at = json.JSONDecoder(), [], bracket + 1
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        try:
+            config, at = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        if not isinstance(config, dict):
+            break
+        configs.append(config)
+    if not configs:
+        return text
+    note = f"(the answer was cut off after {len(configs)} configs)"
+    return json.dumps({"configs": configs, "rationale": note})
 
 
 class _SalvagingClient:
@@ -304,9 +334,11 @@ class LLMGuidedSampler(BaseSampler):
     1. the optimizer's own proposal is drawn (and claimed, so no other worker takes it);
     2. the LLM is shown the problem, the history, the box around the best trials
        (:func:`region_around_best`, also its JSON schema) and the optimizer's state, and is
-       asked for one new point in the box (refused: duplicates, points outside the box
-       that are not near misses; retried with the error up to ``max_attempts``);
-    3. the GP gate (:func:`gate_accepts`) compares it with the optimizer's proposal;
+       asked for one new point in the box, or ``candidates`` of them (refused: duplicates,
+       points outside the box that are not near misses; retried with the error up to
+       ``max_attempts``);
+    3. the GP gate (:func:`gate_accepts`) compares it (the candidate of highest UCB) with
+       the optimizer's proposal;
     4. the LLM's point is used (``source="llm"``/``"llm-repaired"``, ``rationale``), or else
        the optimizer's (``source="fallback:<base>"``, ``fallback_reason``).
 
@@ -345,8 +377,11 @@ class LLMGuidedSampler(BaseSampler):
             none, the space is the union of the parameters of earlier trials).
         seed: Seed of the Latin hypercube and of the optimizer.
         max_prompt_tokens: Bound of the prompt (best and latest trials are kept).
-        max_tokens: Most tokens of one answer: one point needs ~70; a small model that
-            loops ("Why? Why? ...") is cut off there instead of running to a long limit.
+        max_tokens: Most tokens of one answer per point asked: one point needs ~70; a small
+            model that loops ("Why? Why? ...") is cut off there instead of running to a long
+            limit.
+        candidates: Points asked for in each LLM request (HOLLM asks for a few inside the
+            region); the gate takes the one with the highest GP upper confidence bound.
     """
 
     def __init__(
@@ -370,6 +405,7 @@ class LLMGuidedSampler(BaseSampler):
         seed: int | None = None,
         max_prompt_tokens: int = 1500,
         max_tokens: int = 160,
+        candidates: int = 1,
     ) -> None:
         if not 0.0 <= llm_share <= 1.0:
             raise ValueError(
@@ -382,6 +418,11 @@ class LLMGuidedSampler(BaseSampler):
             raise ValueError(f"n_trials must be a positive budget or None, got {n_trials}.")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}.")
+        if candidates < 1:
+            raise ValueError(
+                f"candidates must be a positive number of points per LLM request, got "
+                f"{candidates}; 1 asks for one point."
+            )
         self._base = _make_base(base, seed, n_startup_trials, constraints_func)
         self._base_name = base if isinstance(base, str) else sampler_name(base)
         self._startup = LatinHypercubeSampler(max(n_startup_trials, 1), seed=seed)
@@ -397,7 +438,7 @@ class LLMGuidedSampler(BaseSampler):
         self._client: ChatClient | None = None
         self._proposer_llm: Proposer | None = None
         if client is not None:
-            self._client = _SalvagingClient(client, max_tokens)
+            self._client = _SalvagingClient(client, max_tokens * candidates)
             # Configuration first, then a reason: a small model that reasons first spends its
             # tokens on it (issue 16 item 4); a cut-off reason is salvaged.
             settings = PromptSettings(
@@ -409,6 +450,7 @@ class LLMGuidedSampler(BaseSampler):
                 temperature=temperature,
                 seed=seed,
                 max_attempts=max_attempts,
+                candidates=candidates,
             )
 
     # -- who decides a trial ------------------------------------------------------------------
@@ -452,12 +494,12 @@ class LLMGuidedSampler(BaseSampler):
         ranked = rank_trials(trials, study.direction)
         region = region_around_best(search_space, ranked)
         try:
-            proposal = self._ask_llm(study, trial, trials, ranked, region, search_space, log)
+            proposals = self._ask_llm(study, trial, trials, ranked, region, search_space, log)
         except ProposalFailed as exc:
             return self._keep_own(
                 study, trial, own, search_space, log, f"the LLM gave no usable point: {exc}"
             )
-        verdict = self._gate(study, ranked, search_space, proposal.params, own)
+        proposal, verdict = self._gate(study, ranked, search_space, proposals, own)
         if verdict is not None:
             return self._keep_own(study, trial, own, search_space, log, verdict, proposal)
         if not claim_config(study, trial, proposal.params, search_space):
@@ -523,9 +565,9 @@ class LLMGuidedSampler(BaseSampler):
         region: Region,
         search_space: dict[str, BaseDistribution],
         log: ExchangeLog,
-    ) -> Proposal:
+    ) -> list[Proposal]:
         """The one place that talks to the LLM: the shared proposer, inside the box, told the
-        optimizer's state."""
+        optimizer's state; every usable candidate of the answer (at least one)."""
         assert self._proposer_llm is not None
         # The trial's own claim is its optimizer's point: not a duplicate for the LLM to avoid.
         others = [t for t in trials if t.number != trial.number]
@@ -555,22 +597,24 @@ class LLMGuidedSampler(BaseSampler):
             box=box,
             state=state,
             n_trials=self._n_trials,
-        )[0]
+            all_candidates=True,
+        )
 
     def _gate(
         self,
         study: Study,
         ranked: list[FrozenTrial],
         search_space: dict[str, BaseDistribution],
-        llm_params: Mapping[str, Any],
+        proposals: list[Proposal],
         own: Mapping[str, Any],
-    ) -> str | None:
-        """None if the LLM's point may be used, else why not (LLINBO's justify test)."""
+    ) -> tuple[Proposal, str | None]:
+        """The LLM's candidate with the highest UCB, and None if it may be used, else why not
+        (LLINBO's justify test; with several candidates, HOLLM's pick by acquisition)."""
         if self._gate_tolerance is None or set(own) != set(search_space):
-            return None
+            return proposals[0], None
         usable = [t for t in ranked if is_feasible(t) and all(n in t.params for n in search_space)]
         if len(usable) < _GATE_MIN_POINTS:
-            return None
+            return proposals[0], None
         from optuna_llm.samplers._bamsoo import _GPModel
 
         unit = UnitSpace(search_space)
@@ -580,14 +624,20 @@ class LLMGuidedSampler(BaseSampler):
         with self._lock:
             model = _GPModel(X, y, unit.is_categorical, None)
         beta = 2.0
-        _, ucb_llm = model.bounds(unit.snap(unit.to_unit(dict(llm_params))), beta)
-        _, ucb_own = model.bounds(unit.snap(unit.to_unit(dict(own))), beta)
+
+        def ucb(params: Mapping[str, Any]) -> float:
+            return float(model.bounds(unit.snap(unit.to_unit(dict(params))), beta)[1])
+
+        scored = [(ucb(p.params), k, p) for k, p in enumerate(proposals)]
+        ucb_llm, _, proposal = max(scored, key=lambda item: (item[0], -item[1]))
+        ucb_own = ucb(own)
         if gate_accepts(ucb_llm, ucb_own, model.std, self._gate_tolerance):
-            return None
-        return (
-            f"the GP gate refused the LLM's point {dict(llm_params)}: its UCB {ucb_llm:.4g} is "
-            f"more than {self._gate_tolerance} std ({model.std:.4g}) below the optimizer's "
-            f"{ucb_own:.4g}"
+            return proposal, None
+        best = "its best candidate" if len(proposals) > 1 else "its point"
+        return proposal, (
+            f"the GP gate refused the LLM's point {dict(proposal.params)} ({best}): its UCB "
+            f"{ucb_llm:.4g} is more than {self._gate_tolerance} std ({model.std:.4g}) below the "
+            f"optimizer's {ucb_own:.4g}"
         )
 
     def _keep_own(

@@ -87,3 +87,47 @@ def test_a_copy_of_the_examples_rationale_is_stored_as_no_rationale() -> None:
         [second] = proposer.propose({"x": SPACE["x"]}, [])
     assert first.params == {"x": 1.0, "n": 10} and first.rationale == ""
     assert second.rationale == "x near 1 was best so far"
+
+
+def candidates_answer(*configs: dict[str, object]) -> Reply:
+    return Reply(json.dumps({"configs": list(configs)}))
+
+
+def test_with_candidates_the_first_usable_one_of_one_answer_is_taken() -> None:
+    tried = {"x": 1.0, "n": 10, "c": "a"}
+    new = {"x": 2.0, "n": 20, "c": "b"}
+    with ScriptedOpenAIServer([candidates_answer(tried, new, {"x": 3.0, "n": 30, "c": "c"})]) as s:
+        proposer = proposer_for(s, candidates=3)
+        [p] = proposer.propose(
+            SPACE, [], forbidden=lambda params: "tried" if params == tried else None
+        )
+        [request] = s.requests
+    assert p.params == new and p.source == "llm"
+    schema = request["response_format"]["json_schema"]["schema"]["properties"]["configs"]
+    assert schema["minItems"] == schema["maxItems"] == 3
+    assert "Propose 3 candidates for the next configuration" in request["messages"][-1]["content"]
+
+
+def test_all_candidates_returns_every_usable_one_and_a_bad_answer_is_retried() -> None:
+    a, b = {"x": 2.0, "n": 20, "c": "b"}, {"x": 3.0, "n": 30, "c": "c"}
+    replies = [Reply("not json"), candidates_answer(a, {"x": 99.0, "n": 0, "c": "a"}, b)]
+    with ScriptedOpenAIServer(replies) as server:
+        proposals = proposer_for(server, candidates=3).propose(SPACE, [], all_candidates=True)
+        assert len(server.requests) == 2
+    assert [p.params for p in proposals] == [a, b]  # x=99 is far outside: refused
+
+
+def test_a_copy_of_the_format_example_is_refused_and_never_the_llms_choice() -> None:
+    from optuna_llm.llm.prompts import example_answer
+
+    space = {"x": SPACE["x"], "n": SPACE["n"]}
+    example = example_answer(space, 1, "first")["config"]
+    with ScriptedOpenAIServer([answer(**example), answer(**example)]) as server:
+        with pytest.raises(ProposalFailed, match="format example"):
+            proposer_for(server, max_attempts=2).propose(space, [])
+        assert "format example" in server.requests[1]["messages"][-1]["content"]
+
+
+def test_candidates_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="candidates must be a positive number"):
+        Proposer(OpenAIChatClient("m", base_url="http://127.0.0.1:9/v1"), candidates=0)

@@ -288,3 +288,43 @@ class TestLLMGuidedSamplerRelative(_WithGuidedSampler, RelativeSamplerTestCase):
 
 class TestLLMGuidedSamplerMultiObjective(_WithGuidedSampler, MultiObjectiveSamplerTestCase):
     pass
+
+
+def test_with_candidates_one_request_per_llm_trial_and_the_point_is_a_candidate() -> None:
+    offered: list[list[dict[str, Any]]] = []
+
+    def respond(request: dict[str, Any]) -> Reply:
+        items = request_schema(request)["properties"]["configs"]  # type: ignore[index]
+        assert items["minItems"] == 3
+        box = items["items"]["properties"]
+        lo, hi = box["x"]["minimum"], box["x"]["maximum"]
+        configs = [
+            {"x": lo + (hi - lo) * f, "n": box["n"]["minimum"], "c": box["c"]["enum"][0]}
+            for f in (0.1, 0.5, 0.9)
+        ]
+        offered.append(configs)
+        # Cut off in the rationale, as the 270M model does: the configs are salvaged.
+        return Reply(json.dumps({"configs": configs})[:-1] + ', "rationale": "Why? Why? Wh')
+
+    with ScriptedOpenAIServer(respond) as server:
+        study = run(client_for(server.base_url), n_trials=16, candidates=3)
+    assert len(offered) == len(llm_numbers(16))
+    for trial, configs in zip([study.trials[k] for k in llm_numbers(16)], offered, strict=True):
+        assert trial.user_attrs["source"] in ("llm", "fallback:tpe"), trial.user_attrs
+        if trial.user_attrs["source"] == "llm":
+            assert any(math.isclose(trial.params["x"], c["x"]) for c in configs)
+    assert any(study.trials[k].user_attrs["source"] == "llm" for k in llm_numbers(16))
+
+
+def test_the_gate_takes_the_candidate_of_highest_ucb() -> None:
+    from optuna_llm.llm.propose import Proposal
+
+    study = run(None, n_trials=12, llm_share=0.0)
+    ranked = rank_trials(study.trials, study.direction)
+    worst, best = ranked[-1].params, ranked[0].params
+    sampler = LLMGuidedSampler("test", client=client_for("http://127.0.0.1:9/v1"), seed=0)
+    candidates = [Proposal(dict(worst), "llm", ""), Proposal(dict(best), "llm", "")]
+    chosen, verdict = sampler._gate(study, ranked, SPACE, candidates, own=dict(worst))
+    assert chosen.params == best and verdict is None  # evaluated points: the mean decides
+    chosen, verdict = sampler._gate(study, ranked, SPACE, candidates[:1], own=dict(best))
+    assert chosen.params == worst and verdict is not None and "GP gate refused" in verdict

@@ -134,6 +134,21 @@ def test_repeated_configuration_is_refused_and_asked_again() -> None:
     assert retry["temperature"] > 0  # a retry samples hotter than temperature=0
 
 
+def test_with_candidates_a_repeat_in_the_answer_is_skipped_without_another_request() -> None:
+    first = {"x": 1.5, "n": 8, "c": "b"}
+    second = {"x": -1.0, "n": 2, "c": "a"}
+    replies = [
+        Reply(json.dumps({"configs": [first, second, first]})),
+        Reply(json.dumps({"configs": [first, second, {"x": 7.0, "n": 3, "c": None}]})),
+    ]
+    with ScriptedOpenAIServer(replies) as server:
+        study = run_study(client_for(server), n_trials=2, candidates=3)
+        assert len(server.requests) == 2  # one request per trial
+    assert [t.params["x"] for t in study.trials] == [1.5, -1.0]  # the second is new
+    assert [t.user_attrs["source"] for t in study.trials] == ["llm", "llm"]
+    assert [t.user_attrs["llm_calls"] for t in study.trials] == [1, 1]
+
+
 def test_rate_limit_then_success_is_retried_by_the_client() -> None:
     replies = [Reply(status=429, headers={"retry-after-ms": "10"}), Reply(GOOD)]
     with ScriptedOpenAIServer(replies) as server:
