@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -71,10 +72,13 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=["toy/branin", "hpobench/car"])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--candidates", type=int, nargs="*", default=[1])
+    parser.add_argument(
+        "--show", action="store_true", help="print each trial's source and refusals to stderr"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.orders:
-        print_order_table(args.orders, args.tasks, args.trials, args.candidates)
+        print_order_table(args.orders, args.tasks, args.trials, args.candidates, args.show)
         return
     client = EmbeddedLlamaClient()
     if not args.skip_tokens:
@@ -126,7 +130,7 @@ def print_speed_table(proposals: int) -> None:
 
 
 def print_order_table(
-    orders: list[str], tasks: list[str], n_trials: int, candidates: list[int]
+    orders: list[str], tasks: list[str], n_trials: int, candidates: list[int], show: bool = False
 ) -> None:
     from optuna_llm.bench._tasks import get_task
 
@@ -156,6 +160,10 @@ def print_order_table(
             study.optimize(lambda t, task=task: task.evaluate(t).seen, n_trials=1)
             seconds.append(time.perf_counter() - t0)
         sources = [str(t.user_attrs.get("source")) for t in study.trials]
+        if show:
+            for t in study.trials:
+                errors = "; ".join(t.user_attrs.get("llm_errors", []))[:600]
+                print(f"#{t.number} {sources[t.number]} {t.params} | {errors}", file=sys.stderr)
         chosen = sum(s.startswith("llm") for s in sources)
         examples = [
             json.dumps(c, sort_keys=True) for c in _example_configs(task.distributions(), max(k, 1))
