@@ -5,6 +5,7 @@ for 10 s and started again. Prints a Markdown table, one row per sampler x scena
     .venv/bin/python scripts/faults.py                      # 8 workers x 200 trials, all
     .venv/bin/python scripts/faults.py --workers 4 --trials 40 --samplers soo,lhs
     .venv/bin/python scripts/faults.py --scenarios db-restart --json out.json
+    .venv/bin/python scripts/faults.py --samplers soo --scenarios db-restart --keep-logs /tmp/f
 
 The database is a PostgreSQL server of the script's own (``initdb``/``pg_ctl`` of the
 installed server, another port, a temporary directory; see tests/helpers/pg_instance.py): the
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None, metavar="DIR",
+        help="keep each case's worker logs (stderr, stack dumps of stuck workers) under DIR",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     # Ctrl-C or a plain kill: unwind through the `with` below so the instance is removed.
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                     sampler, scenario, workers=args.workers, trials=args.trials,
                     kill_every=args.kill_every, db_down=args.db_down, db_at=args.db_at,
                     heartbeat=args.heartbeat, grace=args.grace, seed=args.seed,
-                    timeout=args.timeout, stall_timeout=args.stall,
+                    timeout=args.timeout, stall_timeout=args.stall, keep_logs=args.keep_logs,
                 )  # fmt: skip
                 print(f"{sampler} / {scenario}: {args.workers} workers x {args.trials} trials",
                       flush=True)  # fmt: skip
@@ -88,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  crash: {error}", flush=True)
                 for problem in result.problems:
                     print(f"  problem: {problem}", flush=True)
+                for pid, stacks in result.stuck_stacks.items():
+                    print(f"  stuck worker {pid}, its threads:", flush=True)
+                    print("    " + stacks.strip().replace("\n", "\n    "), flush=True)
+                if result.logs:
+                    print(f"  logs kept in {result.logs}", flush=True)
     print()
     print(format_table(results))
     print()

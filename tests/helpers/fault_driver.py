@@ -16,7 +16,11 @@ A worker that exits non-zero without being killed is a *crash*: it is counted, a
 (once the database is up again) as a supervisor would. The case ends when every worker has
 exited, when the study is done but workers still run ``final_wait`` seconds later, when nothing
 changes in the study for ``stall_timeout`` seconds, or at ``timeout``; workers alive then are
-*stuck*. :func:`analyse` reads the study back and :func:`format_table` prints the columns.
+*stuck*: before they are killed, each one dumps the stacks of all its threads into its log
+(``faulthandler`` on ``SIGUSR1``, installed in every worker by a ``sitecustomize`` on its
+``PYTHONPATH``), and the dumps land in :attr:`CaseResult.stuck_stacks`. The workers' logs and
+the objective's trial log are removed at the end unless ``keep_logs`` names a folder to keep
+them in. :func:`analyse` reads the study back and :func:`format_table` prints the columns.
 
 Example:
     >>> case = FaultCase("soo", "kill", workers=2, trials=10)
@@ -76,6 +80,8 @@ class FaultCase:
     stall_timeout: float = 60.0
     final_wait: float = 30.0
     lhs_samples: int | None = None
+    keep_logs: Path | None = None
+    """A folder to keep the workers' logs in (one sub-folder a case); ``None`` removes them."""
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -123,6 +129,10 @@ class CaseResult:
     end: str = ""
     sources: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    stuck_stacks: dict[int, str] = field(default_factory=dict)
+    """``{pid: the stacks of every thread}`` of the workers stuck at the end."""
+    logs: str | None = None
+    """Where the workers' logs were kept (``keep_logs``), else ``None``."""
 
     def goals_met(self) -> dict[str, bool]:
         goals = {
@@ -253,13 +263,24 @@ def _run_case(
     say = say or (lambda _: None)
     database = f"faults_{uuid.uuid4().hex[:10]}"
     url = pg.create_database(database)
-    tmp = Path(tempfile.mkdtemp(prefix="optuna_llm_faults_"))
+    if case.keep_logs is not None:
+        case.keep_logs.mkdir(parents=True, exist_ok=True)
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f"{case.sampler}_{case.scenario}_" if case.keep_logs else "optuna_llm_faults_",
+            dir=case.keep_logs,
+        )
+    )
     trial_log = tmp / "trials.log"
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    paths = (str(site), str(ROOT), os.environ.get("PYTHONPATH"))
     env = {
         **os.environ,
         LOG_ENV: str(trial_log),
         SLEEP_ENV: f"{case.sleep[0]},{case.sleep[1]}",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         "OMP_NUM_THREADS": "1",
     }
     if base_url is not None:
@@ -363,6 +384,7 @@ def _run_case(
             time.sleep(0.2)
         result.wall_s = time.monotonic() - start
         result.stuck_workers = len(workers)
+        result.stuck_stacks = dump_stacks(workers)
     finally:
         for w in workers:
             w.proc.send_signal(signal.SIGKILL)
@@ -374,8 +396,44 @@ def _run_case(
         analyse(result, url, case)
     finally:
         pg.drop_database(database)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if case.keep_logs is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            result.logs = str(tmp)
     return result
+
+
+_SITECUSTOMIZE = """\
+# Written by tests/helpers/fault_driver.py: SIGUSR1 dumps every thread's stack to stderr.
+import faulthandler
+import signal
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+"""
+
+_DUMP_START = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+", re.MULTILINE)
+
+
+def dump_stacks(workers: list[_Worker], wait: float = 2.0) -> dict[int, str]:
+    """``{pid: stacks}``: every live worker writes the stacks of its threads to its log
+    (``faulthandler`` on ``SIGUSR1``); what it wrote is read back."""
+    sizes: dict[int, int] = {}
+    for w in workers:
+        if w.proc.poll() is None:
+            sizes[w.proc.pid] = w.err.stat().st_size if w.err.exists() else 0
+            w.proc.send_signal(signal.SIGUSR1)
+    if not sizes:
+        return {}
+    time.sleep(wait)
+    stacks: dict[int, str] = {}
+    for w in workers:
+        if w.proc.pid in sizes:
+            with open(w.err, "rb") as fh:
+                fh.seek(sizes[w.proc.pid])
+                text = fh.read().decode(errors="replace")
+            found = _DUMP_START.search(text)
+            stacks[w.proc.pid] = text[found.start() :] if found else "(no stack dump)"
+    return stacks
 
 
 def _pick_victim(
