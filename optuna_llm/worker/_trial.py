@@ -172,9 +172,15 @@ def start_trial(
     if heartbeat_interval is not None:
         beat = Heartbeat(storage, trial_id, heartbeat_interval, retry)
         beat.start()
-        storage.set_study_system_attr(study._study_id, WORKER_CREATING, None)
-    forget_trial_cache(study)
+    # From here on the trial beats: whatever goes wrong before it is handed back must stop the
+    # beat. A storage outage makes the caller retry the whole step (another trial); a beat left
+    # running would keep this one RUNNING for ever, past every stale check, and every worker
+    # would wait for it at the end of the study. Stopped, it goes stale and is failed and
+    # retried like a dead worker's trial.
     try:
+        if beat is not None:
+            storage.set_study_system_attr(study._study_id, WORKER_CREATING, None)
+        forget_trial_cache(study)
         trial = optuna.Trial(study, trial_id)  # the sampler's before_trial runs here
     except BaseException as exc:
         if beat is not None:

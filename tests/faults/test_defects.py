@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from optuna_llm.storage import make_storage
 from optuna_llm.worker import run_worker
+from optuna_llm.worker._heartbeat import Heartbeat
 from tests.helpers.fault_driver import ROOT, cli_command, read_trial_log
 from tests.helpers.fault_objective import LOG_ENV, SLEEP_ENV
 from tests.helpers.pg_instance import PgInstance
@@ -77,3 +81,52 @@ def test_a_worker_survives_a_database_restart(tmp_path: Path) -> None:
         assert worker.returncode == 0, err[-2000:]
         study = optuna.load_study(study_name="s", storage=url)
         assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+
+
+def test_a_restart_right_after_a_trials_first_heartbeat_leaves_no_beating_orphan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stuck worker of the db-restart cases: the database went away after a new trial's
+    first heartbeat and before the worker cleared its start note, the worker retried the
+    whole step and started another trial, but the first trial's heartbeat thread was never
+    stopped. That trial stayed RUNNING with a live heartbeat for ever, no stale check could
+    fail it, and every worker (its own too) waited for it at the end of the study."""
+    with PgInstance() as pg:
+        url = pg.create_database("beat")
+        study = optuna.create_study(
+            storage=make_storage(url, heartbeat=1, grace_period=2), study_name="s"
+        )
+        first_beat = Heartbeat.start
+        hit: list[int] = []
+
+        def beat_then_lose_the_database(self: Heartbeat) -> None:
+            first_beat(self)
+            if not hit:  # the first trial: a real stop of the server, at exactly this point
+                hit.append(self._trial_id)
+                pg.stop("fast")
+                threading.Timer(3.0, pg.start).start()
+
+        monkeypatch.setattr(Heartbeat, "start", beat_then_lose_the_database)
+        ran: list[int] = []
+        worker = threading.Thread(
+            target=lambda: ran.append(
+                run_worker(
+                    study, lambda t: t.suggest_float("x", 0.0, 1.0), 3, progress=None,
+                    poll_interval=0.5,
+                )
+            ),
+            daemon=True,
+        )  # fmt: skip
+        worker.start()
+        worker.join(120)
+        beating = [t.name for t in threading.enumerate() if t.name.startswith("heartbeat-")]
+        assert not worker.is_alive(), (
+            f"the worker still waits, for a trial its own leaked heartbeat keeps RUNNING: {beating}"
+        )
+        assert not beating
+        trials = optuna.load_study(study_name="s", storage=url).get_trials()
+        first = next(t for t in trials if t._trial_id == hit[0])
+        assert first.state == TrialState.FAIL
+        retries = [t for t in trials if t.system_attrs.get("retry_history") == [first.number]]
+        assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+        assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
