@@ -130,3 +130,46 @@ def test_a_restart_right_after_a_trials_first_heartbeat_leaves_no_beating_orphan
         retries = [t for t in trials if t.system_attrs.get("retry_history") == [first.number]]
         assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
         assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+def _worker(url: str, log: Path, sleep: str, max_retry: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *cli_command(), "run", "--objective", "tests.helpers.fault_objective:objective",
+            "--storage", url, "--study-name", "chain", "--n-trials", "1", "--sampler", "random",
+            "--heartbeat", "1", "--grace-period", "2", "--max-retry", str(max_retry), "--quiet",
+        ],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, LOG_ENV: str(log), SLEEP_ENV: sleep, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+def test_a_retry_chain_given_up_at_max_retry_gives_its_slot_to_a_fresh_trial(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """llm / kill ended 28/40: retry chains killed max-retry + 1 times counted toward
+    --n-trials, so the study ended short of COMPLETE trials. Each worker here is SIGKILLed
+    inside the objective of the chain's newest trial, until the chain is at --max-retry 1; the
+    next worker must give the lost slot to a fresh trial and complete it."""
+    log = tmp_path / "trials.log"
+    for kill in range(2):  # trial 0, then its retry 1
+        worker = _worker(postgres_url, log, "60,60", max_retry=1)
+        try:
+            deadline = time.monotonic() + 120
+            while worker.pid not in read_trial_log(log):  # inside its objective: kill it
+                assert worker.poll() is None, worker.communicate()[1]
+                assert time.monotonic() < deadline, f"kill {kill}: no trial started"
+                time.sleep(0.1)
+        finally:
+            worker.kill()
+            worker.wait()
+    last = _worker(postgres_url, log, "0,0", max_retry=1)
+    _, err = last.communicate(timeout=180)
+    assert last.returncode == 0, err[-2000:]
+    trials = optuna.load_study(study_name="chain", storage=postgres_url).get_trials()
+    assert [t.state for t in trials[:2]] == [TrialState.FAIL, TrialState.FAIL]
+    assert trials[1].system_attrs["retry_history"] == [0]
+    assert [t.state for t in trials[2:]] == [TrialState.COMPLETE]  # a fresh trial, not a retry
+    assert "retry_history" not in trials[2].system_attrs
+    assert trials[1].system_attrs.get("optuna_llm:given_up") == 1  # not retried a second time
+    assert "--max-retry 1" in trials[1].user_attrs["given_up"]
