@@ -17,7 +17,8 @@ HTTP 500 and dropped connections.
 Columns (goal in the header; a missed goal in bold): COMPLETE trials against --n-trials;
 duplicated parameter vectors among COMPLETE trials; duplicated SOO/BaMSOO nodes among COMPLETE
 trials; trials a fault hit (FAIL, or left RUNNING/WAITING) that are FAIL with exactly one
-retry; workers still running at the end; wall time; kills (those that landed inside the
+retry; hit trials given up at --max-retry (their slot went to a fresh trial; misses of the
+retried-once goal); workers still running at the end; wall time; kills (those that landed inside the
 objective); workers that exited non-zero without being killed (replaced, as a supervisor
 would); trials left RUNNING/WAITING; LHS: (dimension, stratum) pairs not hit exactly once per
 Latin block.

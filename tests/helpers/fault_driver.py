@@ -115,6 +115,9 @@ class CaseResult:
     duplicate_nodes: int | None = None
     hit_trials: int = 0
     hit_failed_retried_once: int = 0
+    given_up: int = 0
+    """Hit trials whose retry chain reached --max-retry (marked given up by the worker: their
+    slot in --n-trials went to a fresh trial). They are misses of the retried-once goal."""
     failed: int = 0
     left_running: int = 0
     stuck_workers: int = 0
@@ -494,7 +497,7 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     import optuna
     from optuna.trial import TrialState
 
-    from optuna_llm._attrs import SOURCE, tree_attr
+    from optuna_llm._attrs import GIVEN_UP, SOURCE, tree_attr
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -541,12 +544,20 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     result.hit_failed_retried_once = sum(
         1 for n in hit if by_number[n].state == TrialState.FAIL and retries[n] == 1
     )
+    given_up = {
+        t.number
+        for t in trials
+        if t.state == TrialState.FAIL and t.system_attrs.get(GIVEN_UP) == t.number
+    }
+    result.given_up = len(given_up & hit)
     beaten = _beaten_trial_ids(url, [t._trial_id for t in left])
     for n in sorted(hit):
         t = by_number[n]
         if t.state == TrialState.FAIL and retries[n] != 1:
             history = t.system_attrs.get("retry_history", [])
             why = f" (retry chain {[*history, n]} at --max-retry)" if len(history) >= 3 else ""
+            if n in given_up:
+                why += " (given up: its slot went to a fresh trial)"
             if n in result.worker_failures:
                 why += f" (its worker failed it: {result.worker_failures[n]})"
             result.problems.append(f"trial {n} FAIL, retried {retries[n]} time(s){why}")
@@ -562,12 +573,14 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     if result.complete > case.trials:
         result.problems.append(f"{result.complete - case.trials} trial(s) over --n-trials")
     counted = result.complete + sum(
-        1 for t in trials if t.state == TrialState.FAIL and retries[t.number] == 0
+        1
+        for t in trials
+        if t.state == TrialState.FAIL and retries[t.number] == 0 and t.number not in given_up
     )
     if result.complete < case.trials:
         result.problems.append(
             f"{case.trials - result.complete} trial(s) missing; the CLI's count (COMPLETE + "
-            f"FAIL never retried) is {counted}"
+            f"FAIL never retried nor given up) is {counted}"
         )
     return result
 
@@ -615,7 +628,8 @@ def format_table(results: list[CaseResult]) -> str:
     header = (
         "| sampler | scenario | workers | COMPLETE / requested (goal =) | dup. vectors (goal 0) "
         "| dup. nodes (goal 0) | hit trials FAIL + retried once (goal all) "
-        "| stuck workers (goal 0) | wall s | kills (in objective) | worker crashes "
+        "| given up at --max-retry | stuck workers (goal 0) | wall s | kills (in objective) "
+        "| worker crashes "
         "| left RUNNING | LHS strata off (goal 0) |"
     )
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -636,6 +650,7 @@ def format_table(results: list[CaseResult]) -> str:
                         r.hit_failed_retried_once == r.hit_trials,
                         f"{r.hit_failed_retried_once} / {r.hit_trials}",
                     ),
+                    str(r.given_up),
                     _cell(r.stuck_workers == 0, str(r.stuck_workers)),
                     f"{r.wall_s:.0f}",
                     f"{r.kills} ({r.kills_in_objective})",
