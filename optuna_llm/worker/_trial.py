@@ -125,7 +125,8 @@ def fail_stale(
         frozen = storage.get_trial(t._trial_id)
         if frozen.state != TrialState.RUNNING:
             continue
-        retry_first(study, frozen, retried, why="its worker stopped beating", log=log)
+        # A given-up chain is worth a line even where the routine failures are not logged.
+        retry_first(study, frozen, retried, why="its worker stopped beating", log=log or _stderr)
         try:
             if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 failed.append(t.number)
