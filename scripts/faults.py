@@ -37,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.helpers.fault_driver import (  # noqa: E402
+    KILL_POLICIES,
     SAMPLERS,
     CaseResult,
     FaultCase,
@@ -54,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills")
+    parser.add_argument(
+        "--kill-policy", choices=KILL_POLICIES[:2], default="random",
+        help="random: a worker that has begun a trial (the published tables); any: any live "
+        "worker, busy or waiting",
+    )  # fmt: skip
     parser.add_argument("--db-down", type=float, default=10.0, help="seconds the database is down")
     parser.add_argument("--db-at", type=float, default=0.4, help="share of trials before the stop")
     parser.add_argument("--heartbeat", type=int, default=1)
@@ -80,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             for sampler in args.samplers.split(","):
                 case = FaultCase(
                     sampler, scenario, workers=args.workers, trials=args.trials,
-                    kill_every=args.kill_every, db_down=args.db_down, db_at=args.db_at,
+                    kill_every=args.kill_every, kill_policy=args.kill_policy,
+                    db_down=args.db_down, db_at=args.db_at,
                     heartbeat=args.heartbeat, grace=args.grace, seed=args.seed,
                     timeout=args.timeout, stall_timeout=args.stall, keep_logs=args.keep_logs,
                 )  # fmt: skip
                 print(f"{sampler} / {scenario}: {args.workers} workers x {args.trials} trials",
                       flush=True)  # fmt: skip
                 result = run_case(case, pg, say=lambda line: print(line, flush=True))
+                if args.kill_policy != "random" and "kill" in scenario:
+                    result.scenario += f" ({args.kill_policy} kills)"
                 results.append(result)
                 print(f"  -> {result.complete}/{result.requested} COMPLETE, {result.end}, "
                       f"{result.wall_s:.0f} s", flush=True)  # fmt: skip

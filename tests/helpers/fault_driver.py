@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDY = "faults"
 SAMPLERS = ("soo", "bamsoo", "lhs", "llm", "llm-seeded-tpe")
 SCENARIOS = ("kill", "db-restart", "kill+db")
+KILL_POLICIES = ("random", "any", "in-trial")
 LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
 TREE_TAGS = {"soo": "soo", "bamsoo": "bamsoo"}
 
@@ -68,8 +69,13 @@ class FaultCase:
     kill_every: float = 3.0
     max_kills: int | None = None
     kill_policy: str = "random"
-    """``random``: any worker that has begun a trial, at any moment; ``in-trial``: a worker
-    inside its objective whose trial has a heartbeat (the test suite's deterministic kill)."""
+    """``random``: any worker that has begun a trial, at any moment (the published tables);
+    ``any``: any live worker, started up or not, busy or waiting; ``in-trial``: a worker
+    inside its objective whose trial has a heartbeat (the test suite's deterministic kill).
+    Near the end of a study, when one trial is left and the other workers wait (replacements
+    that never began a trial are not eligible under ``random``), ``random`` nearly always
+    kills the worker of that last trial, so its retry chain runs out at ``--max-retry``;
+    ``any`` spreads the kills over every worker, as a preemption would."""
     db_at: float = 0.4
     db_down: float = 10.0
     heartbeat: int = 1
@@ -90,8 +96,10 @@ class FaultCase:
             raise ValueError(
                 f"scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}."
             )
-        if self.kill_policy not in ("random", "in-trial"):
-            raise ValueError(f"kill_policy must be random or in-trial, got {self.kill_policy!r}.")
+        if self.kill_policy not in KILL_POLICIES:
+            raise ValueError(
+                f"kill_policy must be one of {', '.join(KILL_POLICIES)}, got {self.kill_policy!r}."
+            )
         if self.workers < 1 or self.trials < 1:
             raise ValueError("workers and trials must be at least 1.")
 
@@ -442,6 +450,8 @@ def dump_stacks(workers: list[_Worker], wait: float = 2.0) -> dict[int, str]:
 def _pick_victim(
     case: FaultCase, workers: list[_Worker], rng: random.Random, trial_log: Path, probe: _StudyProbe
 ) -> _Worker | None:
+    if case.kill_policy == "any":
+        return rng.choice(workers) if workers else None
     log = read_trial_log(trial_log)
     if case.kill_policy == "random":
         # Any worker past its start-up (it has begun a trial), at a random moment: inside the
