@@ -405,6 +405,8 @@ def _run_case(
     result.worker_failures = worker_failures(tmp)
     try:
         analyse(result, url, case)
+        if case.keep_logs is not None:
+            dump_trials(url, tmp / "trials.json")
     finally:
         pg.drop_database(database)
         if case.keep_logs is None:
@@ -593,6 +595,28 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
             f"FAIL never retried nor given up) is {counted}"
         )
     return result
+
+
+def dump_trials(url: str, path: Path) -> None:
+    """Write every trial of the study (state, params, attrs, times) to ``path`` as JSON, so a
+    miss can be traced after the database is dropped (``keep_logs``)."""
+    import optuna
+
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "values": t.values,
+            "params": t.params,
+            "user_attrs": t.user_attrs,
+            "system_attrs": t.system_attrs,
+            "start": str(t.datetime_start),
+            "complete": str(t.datetime_complete),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
+    path.write_text(json.dumps(rows, indent=1, default=str))
 
 
 def _beaten_trial_ids(url: str, trial_ids: list[int]) -> set[int]:
