@@ -81,6 +81,14 @@ WORKERS_JOINED = "optuna_llm:workers_joined"
 """Study system attr: how many ``optuna-llm`` workers have joined the study (each worker
 derives its sampler seed from its rank in this count)."""
 
+GIVEN_UP = "optuna_llm:given_up"
+"""System attr of a trial whose worker died and whose retry chain had reached ``--max-retry``
+(the retry callback declined): the trial's own number (a copy elsewhere does not match). Its
+slot in ``--n-trials`` goes to a fresh trial (``optuna_llm.worker.budget_of``)."""
+
+GIVEN_UP_NOTE = "given_up"
+"""User attr of such a trial: why it was not retried and where its budget slot went."""
+
 # -- user attrs of our objectives (optuna_llm.objectives) --------------------------------------
 
 HPARAMS = "hparams"

@@ -116,6 +116,27 @@ def stale_trial_callback(storage: BaseStorage) -> Any:
     return getter()
 
 
+def retry_gives_up(callback: Any, trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether Optuna's stale-trial retry ``callback`` would decline to retry ``trial``: its
+    retry chain has reached ``max_retry`` (the callback then returns without queuing
+    anything). ``False`` for a callback of another kind (it may retry: nothing is known).
+
+    Example:
+        >>> from optuna.trial import create_trial
+        >>> _, callback = retry_stale_trial_callback(max_retry=1)
+        >>> retry_gives_up(callback, create_trial(value=0.0))
+        False
+        >>> retry_gives_up(callback, create_trial(value=0.0, system_attrs={"retry_history": [0]}))
+        True
+    """
+    max_retry = getattr(callback, "_max_retry", None)  # Optuna's Retry*TrialCallback
+    if max_retry is None:
+        return False
+    history = trial.system_attrs.get("retry_history")
+    done = len(history) if isinstance(history, list) else 0
+    return int(max_retry) < done + 1  # Optuna's own test, on the history it would write
+
+
 # -- storages: what the worker loop needs to see under Optuna's wrappers ---------------------
 
 

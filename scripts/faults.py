@@ -5,6 +5,7 @@ for 10 s and started again. Prints a Markdown table, one row per sampler x scena
     .venv/bin/python scripts/faults.py                      # 8 workers x 200 trials, all
     .venv/bin/python scripts/faults.py --workers 4 --trials 40 --samplers soo,lhs
     .venv/bin/python scripts/faults.py --scenarios db-restart --json out.json
+    .venv/bin/python scripts/faults.py --samplers soo --scenarios db-restart --keep-logs /tmp/f
 
 The database is a PostgreSQL server of the script's own (``initdb``/``pg_ctl`` of the
 installed server, another port, a temporary directory; see tests/helpers/pg_instance.py): the
@@ -16,7 +17,8 @@ HTTP 500 and dropped connections.
 Columns (goal in the header; a missed goal in bold): COMPLETE trials against --n-trials;
 duplicated parameter vectors among COMPLETE trials; duplicated SOO/BaMSOO nodes among COMPLETE
 trials; trials a fault hit (FAIL, or left RUNNING/WAITING) that are FAIL with exactly one
-retry; workers still running at the end; wall time; kills (those that landed inside the
+retry; hit trials given up at --max-retry (their slot went to a fresh trial; misses of the
+retried-once goal); workers still running at the end; wall time; kills (those that landed inside the
 objective); workers that exited non-zero without being killed (replaced, as a supervisor
 would); trials left RUNNING/WAITING; LHS: (dimension, stratum) pairs not hit exactly once per
 Latin block.
@@ -35,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.helpers.fault_driver import (  # noqa: E402
+    KILL_POLICIES,
     SAMPLERS,
     CaseResult,
     FaultCase,
@@ -52,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills")
+    parser.add_argument(
+        "--kill-policy", choices=KILL_POLICIES[:2], default="random",
+        help="random: a worker that has begun a trial (the published tables); any: any live "
+        "worker, busy or waiting",
+    )  # fmt: skip
     parser.add_argument("--db-down", type=float, default=10.0, help="seconds the database is down")
     parser.add_argument("--db-at", type=float, default=0.4, help="share of trials before the stop")
     parser.add_argument("--heartbeat", type=int, default=1)
@@ -62,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None, metavar="DIR",
+        help="keep each case's worker logs (stderr, stack dumps of stuck workers) under DIR",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     # Ctrl-C or a plain kill: unwind through the `with` below so the instance is removed.
@@ -74,13 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             for sampler in args.samplers.split(","):
                 case = FaultCase(
                     sampler, scenario, workers=args.workers, trials=args.trials,
-                    kill_every=args.kill_every, db_down=args.db_down, db_at=args.db_at,
+                    kill_every=args.kill_every, kill_policy=args.kill_policy,
+                    db_down=args.db_down, db_at=args.db_at,
                     heartbeat=args.heartbeat, grace=args.grace, seed=args.seed,
-                    timeout=args.timeout, stall_timeout=args.stall,
+                    timeout=args.timeout, stall_timeout=args.stall, keep_logs=args.keep_logs,
                 )  # fmt: skip
                 print(f"{sampler} / {scenario}: {args.workers} workers x {args.trials} trials",
                       flush=True)  # fmt: skip
                 result = run_case(case, pg, say=lambda line: print(line, flush=True))
+                if args.kill_policy != "random" and "kill" in scenario:
+                    result.scenario += f" ({args.kill_policy} kills)"
                 results.append(result)
                 print(f"  -> {result.complete}/{result.requested} COMPLETE, {result.end}, "
                       f"{result.wall_s:.0f} s", flush=True)  # fmt: skip
@@ -88,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  crash: {error}", flush=True)
                 for problem in result.problems:
                     print(f"  problem: {problem}", flush=True)
+                for pid, stacks in result.stuck_stacks.items():
+                    print(f"  stuck worker {pid}, its threads:", flush=True)
+                    print("    " + stacks.strip().replace("\n", "\n    "), flush=True)
+                if result.logs:
+                    print(f"  logs kept in {result.logs}", flush=True)
     print()
     print(format_table(results))
     print()

@@ -93,7 +93,7 @@ def run_worker(
                     trials = study.get_trials(deepcopy=False)
             if interval is not None and fail_orphans(study, trials):
                 trials = study.get_trials(deepcopy=False)
-            budget = budget_of(trials)
+            budget = budget_of(trials, n_trials)
             if budget.counted >= n_trials:
                 return "done"
             if budget.taken() >= n_trials and budget.waiting == 0:
@@ -118,12 +118,12 @@ def run_worker(
                     time.sleep(poll_interval)
                     continue
                 assert isinstance(step, Started)
-                frozen = finish_trial(study, step, objective, catch=caught, retry=retry)
+                frozen = finish_trial(study, step, objective, catch=caught, retry=retry, lock=lock)
                 ran += 1
                 for callback in callbacks:
                     callback(study, copy.deepcopy(frozen))
                 if progress is not None:
-                    done = retry("reading the study", lambda: count_budget(study)).counted
+                    done = retry("reading the study", lambda: count_budget(study, n_trials)).counted
                     progress(progress_line(study, frozen, done, n_trials))
                 if stop_requested(study):
                     break

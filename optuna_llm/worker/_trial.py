@@ -32,14 +32,17 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import RETRY_HISTORY, WORKER_CREATING
+from optuna_llm._attrs import GIVEN_UP, GIVEN_UP_NOTE, RETRY_HISTORY, WORKER_CREATING
 from optuna_llm._compat import (
     forget_trial_cache,
     heartbeat_trial_ids,
+    retry_gives_up,
     stale_trial_callback,
     stale_trial_ids,
 )
+from optuna_llm.worker._budget import retried_trials
 from optuna_llm.worker._heartbeat import Heartbeat
+from optuna_llm.worker._lock import StudyLock
 from optuna_llm.worker._retry import StorageRetry, _counts_as_outage
 
 Log = Callable[[str], None]
@@ -57,6 +60,46 @@ class Started:
     beat: Heartbeat | None
 
 
+def retry_first(
+    study: optuna.Study,
+    frozen: FrozenTrial,
+    retried: set[int],
+    *,
+    why: str,
+    log: Log | None = _stderr,
+) -> str:
+    """Hand a trial whose worker is gone to the storage's retry callback, *before* it is marked
+    FAIL (a kill in between then leaves a RUNNING trial that the next holder of the study lock
+    finishes, never a FAIL trial without its retry). Returns what became of it:
+
+    - ``"retried"``: a retry is queued (WAITING, ``retry_history`` ending with its number);
+    - ``"already"``: a retry named it already (``retried``: the trials a retry replaces);
+    - ``"given up"``: the chain reached ``--max-retry``; the trial is marked
+      :data:`~optuna_llm._attrs.GIVEN_UP`, so that its slot in ``--n-trials`` goes to a fresh
+      trial (:func:`~optuna_llm.worker.budget_of`) instead of being lost;
+    - ``"none"``: the storage has no retry callback.
+    """
+    storage = study._storage
+    callback = stale_trial_callback(storage)
+    if callback is None:
+        return "none"
+    if frozen.number in retried:
+        return "already"
+    if retry_gives_up(callback, frozen):
+        chain = [*(frozen.system_attrs.get(RETRY_HISTORY) or []), frozen.number]
+        note = (
+            f"{why} {len(chain)} times (retry chain {chain}, --max-retry {len(chain) - 1}): not "
+            "retried again; its slot in --n-trials went to a new trial"
+        )
+        storage.set_trial_user_attr(frozen._trial_id, GIVEN_UP_NOTE, note)
+        storage.set_trial_system_attr(frozen._trial_id, GIVEN_UP, frozen.number)
+        if log is not None:
+            log(f"warning: trial {frozen.number}: {note}")
+        return "given up"
+    callback(study, copy.deepcopy(frozen))  # it copies params and attrs, not state
+    return "retried"
+
+
 def fail_stale(
     study: optuna.Study, trials: Sequence[FrozenTrial], *, log: Log | None = None
 ) -> list[int]:
@@ -64,21 +107,17 @@ def fail_stale(
 
     Optuna marks a stale trial FAIL and then runs the retry callback: a worker killed in
     between leaves a FAIL trial that is never retried (the fault benchmark lost trials this
-    way). Here, under the study lock, the retry is queued first (unless one already names the
-    trial: the last holder died after queuing it) and the trial is marked FAIL after, so a kill
-    at any point leaves either a stale RUNNING trial (the next lock holder finishes the job) or
-    a FAIL trial with its retry. Returns the numbers of the trials failed.
+    way). Here, under the study lock, the retry is queued first (:func:`retry_first`: unless
+    one already names the trial, the last holder having died after queuing it) and the trial
+    is marked FAIL after, so a kill at any point leaves either a stale RUNNING trial (the next
+    lock holder finishes the job) or a FAIL trial with its retry (or given up at
+    ``--max-retry``). Returns the numbers of the trials failed.
     """
     storage = study._storage
     stale = set(stale_trial_ids(storage, study._study_id))
     if not stale:
         return []
-    callback = stale_trial_callback(storage)
-    retried = {
-        int(t.system_attrs[RETRY_HISTORY][-1])
-        for t in trials
-        if isinstance(t.system_attrs.get(RETRY_HISTORY), list) and t.system_attrs[RETRY_HISTORY]
-    }
+    retried = retried_trials(trials)
     failed: list[int] = []
     for t in trials:
         if t._trial_id not in stale or t.state != TrialState.RUNNING:
@@ -86,8 +125,8 @@ def fail_stale(
         frozen = storage.get_trial(t._trial_id)
         if frozen.state != TrialState.RUNNING:
             continue
-        if callback is not None and frozen.number not in retried:
-            callback(study, copy.deepcopy(frozen))  # it copies params and attrs, not state
+        # A given-up chain is worth a line even where the routine failures are not logged.
+        retry_first(study, frozen, retried, why="its worker stopped beating", log=log or _stderr)
         try:
             if storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 failed.append(t.number)
@@ -105,7 +144,8 @@ def fail_orphans(
 
     Only the trials the last lock holder's note names are considered (it is cleared once the
     trial beats), and only those still RUNNING without a heartbeat: the study lock makes sure
-    no other worker is between those two steps now. Returns the numbers of the trials failed.
+    no other worker is between those two steps now. Retry first, FAIL after, as in
+    :func:`fail_stale`. Returns the numbers of the trials failed.
     """
     storage = study._storage
     note = storage.get_study_system_attrs(study._study_id).get(WORKER_CREATING)
@@ -119,23 +159,27 @@ def fail_orphans(
         if t.state == TrialState.RUNNING and (t.number >= first_new or t.number in popped)
     ]
     beaten = heartbeat_trial_ids(storage, [t._trial_id for t in candidates])
-    callback = stale_trial_callback(storage)
+    retried = retried_trials(trials)
     failed: list[int] = []
     for t in candidates:
         if t._trial_id in beaten:
             continue
+        frozen = storage.get_trial(t._trial_id)
+        if frozen.state != TrialState.RUNNING:
+            continue
+        done = retry_first(
+            study, frozen, retried, why="its worker died before its first heartbeat", log=log
+        )
         try:
             if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
         failed.append(t.number)
-        if callback is not None:
-            callback(study, copy.deepcopy(storage.get_trial(t._trial_id)))
         log(
             f"warning: trial {t.number} was started by a worker that died before the trial's "
             "first heartbeat; failed it"
-            + (" and queued its retry" if callback is not None else " (no retry callback)")
+            + {"retried": " and queued its retry", "none": " (no retry callback)"}.get(done, "")
         )
     storage.set_study_system_attr(study._study_id, WORKER_CREATING, None)
     return failed
@@ -172,9 +216,15 @@ def start_trial(
     if heartbeat_interval is not None:
         beat = Heartbeat(storage, trial_id, heartbeat_interval, retry)
         beat.start()
-        storage.set_study_system_attr(study._study_id, WORKER_CREATING, None)
-    forget_trial_cache(study)
+    # From here on the trial beats: whatever goes wrong before it is handed back must stop the
+    # beat. A storage outage makes the caller retry the whole step (another trial); a beat left
+    # running would keep this one RUNNING for ever, past every stale check, and every worker
+    # would wait for it at the end of the study. Stopped, it goes stale and is failed and
+    # retried like a dead worker's trial.
     try:
+        if beat is not None:
+            storage.set_study_system_attr(study._study_id, WORKER_CREATING, None)
+        forget_trial_cache(study)
         trial = optuna.Trial(study, trial_id)  # the sampler's before_trial runs here
     except BaseException as exc:
         if beat is not None:
@@ -192,6 +242,7 @@ def finish_trial(
     *,
     catch: tuple[type[Exception], ...],
     retry: StorageRetry,
+    lock: StudyLock | None = None,
     log: Log = _stderr,
 ) -> FrozenTrial:
     """Run ``objective`` on the started trial and tell its result; return the finished trial.
@@ -200,7 +251,9 @@ def finish_trial(
     again unless its type is in ``catch``, an invalid value fails the trial. Unlike it: the
     heartbeat goes on until the result is stored; telling rides out a storage outage; a trial
     whose objective failed because the storage was unreachable is handed to the retry callback
-    (it is retried like a dead worker's trial) and the worker goes on.
+    (it is retried like a dead worker's trial: under the study ``lock``, retry first, FAIL
+    after, as :func:`fail_stale` does, so that the two never both retry it) and the worker
+    goes on.
     """
     trial = started.trial
     state: TrialState | None = None
@@ -224,7 +277,28 @@ def finish_trial(
                 )  # fmt: skip
             return frozen, [str(w.message) for w in caught]
 
-        frozen, warned = retry(f"telling trial {trial.number}", tell)
+        def fail_and_retry() -> tuple[FrozenTrial, list[str], str]:
+            if lock is not None:
+                lock.acquire()
+            try:
+                done = "already"  # another worker's stale check failed it meanwhile
+                current = study._storage.get_trial(trial._trial_id)
+                if current.state == TrialState.RUNNING:
+                    retried = retried_trials(
+                        study._storage.get_all_trials(study._study_id, deepcopy=False)
+                    )
+                    why = "the storage did not answer inside its objective"
+                    done = retry_first(study, current, retried, why=why, log=log)
+                return (*tell(), done)
+            finally:
+                if lock is not None:
+                    lock.release()
+
+        done = ""
+        if outage:
+            frozen, warned, done = retry(f"failing trial {trial.number}", fail_and_retry)
+        else:
+            frozen, warned = retry(f"telling trial {trial.number}", tell)
     finally:
         if started.beat is not None:
             started.beat.stop()
@@ -238,13 +312,15 @@ def finish_trial(
                 "retry runs it again"
             )
     elif outage and frozen.state == TrialState.FAIL:
-        callback = stale_trial_callback(study._storage)
-        if callback is not None:
-            retry(f"retrying trial {trial.number}", lambda: callback(study, copy.deepcopy(frozen)))
+        what = {
+            "retried": "queued its retry",
+            "already": "its retry was queued already",
+            "given up": "its retry chain is at --max-retry",
+            "none": "no retry callback to retry it",
+        }[done]
         log(
             f"warning: trial {trial.number} failed because the storage did not answer inside "
-            f"the objective ({type(error).__name__}); "
-            + ("queued its retry" if callback is not None else "no retry callback to retry it")
+            f"the objective ({type(error).__name__}); {what}"
         )
     elif frozen.state == TrialState.FAIL and error is not None:
         if not isinstance(error, catch):

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from optuna_llm.storage import make_storage
 from optuna_llm.worker import run_worker
+from optuna_llm.worker._heartbeat import Heartbeat
 from tests.helpers.fault_driver import ROOT, cli_command, read_trial_log
 from tests.helpers.fault_objective import LOG_ENV, SLEEP_ENV
 from tests.helpers.pg_instance import PgInstance
@@ -77,3 +81,95 @@ def test_a_worker_survives_a_database_restart(tmp_path: Path) -> None:
         assert worker.returncode == 0, err[-2000:]
         study = optuna.load_study(study_name="s", storage=url)
         assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 3
+
+
+def test_a_restart_right_after_a_trials_first_heartbeat_leaves_no_beating_orphan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stuck worker of the db-restart cases: the database went away after a new trial's
+    first heartbeat and before the worker cleared its start note, the worker retried the
+    whole step and started another trial, but the first trial's heartbeat thread was never
+    stopped. That trial stayed RUNNING with a live heartbeat for ever, no stale check could
+    fail it, and every worker (its own too) waited for it at the end of the study."""
+    with PgInstance() as pg:
+        url = pg.create_database("beat")
+        study = optuna.create_study(
+            storage=make_storage(url, heartbeat=1, grace_period=2), study_name="s"
+        )
+        first_beat = Heartbeat.start
+        hit: list[int] = []
+
+        def beat_then_lose_the_database(self: Heartbeat) -> None:
+            first_beat(self)
+            if not hit:  # the first trial: a real stop of the server, at exactly this point
+                hit.append(self._trial_id)
+                pg.stop("fast")
+                threading.Timer(3.0, pg.start).start()
+
+        monkeypatch.setattr(Heartbeat, "start", beat_then_lose_the_database)
+        ran: list[int] = []
+        worker = threading.Thread(
+            target=lambda: ran.append(
+                run_worker(
+                    study, lambda t: t.suggest_float("x", 0.0, 1.0), 3, progress=None,
+                    poll_interval=0.5,
+                )
+            ),
+            daemon=True,
+        )  # fmt: skip
+        worker.start()
+        worker.join(120)
+        beating = [t.name for t in threading.enumerate() if t.name.startswith("heartbeat-")]
+        assert not worker.is_alive(), (
+            f"the worker still waits, for a trial its own leaked heartbeat keeps RUNNING: {beating}"
+        )
+        assert not beating
+        trials = optuna.load_study(study_name="s", storage=url).get_trials()
+        first = next(t for t in trials if t._trial_id == hit[0])
+        assert first.state == TrialState.FAIL
+        retries = [t for t in trials if t.system_attrs.get("retry_history") == [first.number]]
+        assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+        assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
+def _worker(url: str, log: Path, sleep: str, max_retry: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *cli_command(), "run", "--objective", "tests.helpers.fault_objective:objective",
+            "--storage", url, "--study-name", "chain", "--n-trials", "1", "--sampler", "random",
+            "--heartbeat", "1", "--grace-period", "2", "--max-retry", str(max_retry), "--quiet",
+        ],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, LOG_ENV: str(log), SLEEP_ENV: sleep, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+def test_a_retry_chain_given_up_at_max_retry_gives_its_slot_to_a_fresh_trial(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """llm / kill ended 28/40: retry chains killed max-retry + 1 times counted toward
+    --n-trials, so the study ended short of COMPLETE trials. Each worker here is SIGKILLed
+    inside the objective of the chain's newest trial, until the chain is at --max-retry 1; the
+    next worker must give the lost slot to a fresh trial and complete it."""
+    log = tmp_path / "trials.log"
+    for kill in range(2):  # trial 0, then its retry 1
+        worker = _worker(postgres_url, log, "60,60", max_retry=1)
+        try:
+            deadline = time.monotonic() + 120
+            while worker.pid not in read_trial_log(log):  # inside its objective: kill it
+                assert worker.poll() is None, worker.communicate()[1]
+                assert time.monotonic() < deadline, f"kill {kill}: no trial started"
+                time.sleep(0.1)
+        finally:
+            worker.kill()
+            worker.wait()
+    last = _worker(postgres_url, log, "0,0", max_retry=1)
+    _, err = last.communicate(timeout=180)
+    assert last.returncode == 0, err[-2000:]
+    trials = optuna.load_study(study_name="chain", storage=postgres_url).get_trials()
+    assert [t.state for t in trials[:2]] == [TrialState.FAIL, TrialState.FAIL]
+    assert trials[1].system_attrs["retry_history"] == [0]
+    assert [t.state for t in trials[2:]] == [TrialState.COMPLETE]  # a fresh trial, not a retry
+    assert "retry_history" not in trials[2].system_attrs
+    assert trials[1].system_attrs.get("optuna_llm:given_up") == 1  # not retried a second time
+    assert "--max-retry 1" in trials[1].user_attrs["given_up"]

@@ -37,24 +37,7 @@ def test_the_faults_happened(result: CaseResult) -> None:
     assert result.total_trials >= 1 and result.hit_trials >= 1, result
 
 
-# Open defect (issue 12, docs/faults.md "One db-restart case per pass ends with one worker
-# stuck"): now and then, after the database restart, one worker's main thread stops while its
-# heartbeat thread goes on, so its trial stays RUNNING and the others wait for it; the cause is
-# not found yet. When that happened, the goals it breaks are reported as expected failures
-# naming it; every other cause of a miss still fails.
-STUCK_AFTER_RESTART = (
-    "open defect: a worker stopped after the database restart with its trial RUNNING and its "
-    "heartbeat alive (issue 12, docs/faults.md)"
-)
-
-
-def _unless_stuck(result: CaseResult) -> None:
-    if result.stuck_workers:
-        pytest.xfail(f"{STUCK_AFTER_RESTART}: {result.problems}")
-
-
 def test_exactly_the_requested_trials_complete(result: CaseResult) -> None:
-    _unless_stuck(result)
     assert result.complete == result.requested, result.problems
 
 
@@ -69,13 +52,11 @@ def test_no_tree_node_is_evaluated_twice(result: CaseResult) -> None:
 
 
 def test_every_hit_trial_is_failed_and_retried_once(result: CaseResult) -> None:
-    _unless_stuck(result)
     assert result.hit_failed_retried_once == result.hit_trials, result.problems
 
 
 def test_no_worker_is_left_stuck(result: CaseResult) -> None:
-    _unless_stuck(result)
-    assert result.stuck_workers == 0, (result.end, result.problems)
+    assert result.stuck_workers == 0, (result.end, result.problems, result.stuck_stacks)
 
 
 def test_the_latin_blocks_stay_latin(result: CaseResult) -> None:

@@ -16,7 +16,11 @@ A worker that exits non-zero without being killed is a *crash*: it is counted, a
 (once the database is up again) as a supervisor would. The case ends when every worker has
 exited, when the study is done but workers still run ``final_wait`` seconds later, when nothing
 changes in the study for ``stall_timeout`` seconds, or at ``timeout``; workers alive then are
-*stuck*. :func:`analyse` reads the study back and :func:`format_table` prints the columns.
+*stuck*: before they are killed, each one dumps the stacks of all its threads into its log
+(``faulthandler`` on ``SIGUSR1``, installed in every worker by a ``sitecustomize`` on its
+``PYTHONPATH``), and the dumps land in :attr:`CaseResult.stuck_stacks`. The workers' logs and
+the objective's trial log are removed at the end unless ``keep_logs`` names a folder to keep
+them in. :func:`analyse` reads the study back and :func:`format_table` prints the columns.
 
 Example:
     >>> case = FaultCase("soo", "kill", workers=2, trials=10)
@@ -51,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STUDY = "faults"
 SAMPLERS = ("soo", "bamsoo", "lhs", "llm", "llm-seeded-tpe")
 SCENARIOS = ("kill", "db-restart", "kill+db")
+KILL_POLICIES = ("random", "any", "in-trial")
 LLM_SAMPLERS = ("llm", "llm-seeded", "llm-seeded-tpe", "llm-seeded-gp")
 TREE_TAGS = {"soo": "soo", "bamsoo": "bamsoo"}
 
@@ -64,8 +69,13 @@ class FaultCase:
     kill_every: float = 3.0
     max_kills: int | None = None
     kill_policy: str = "random"
-    """``random``: any worker that has begun a trial, at any moment; ``in-trial``: a worker
-    inside its objective whose trial has a heartbeat (the test suite's deterministic kill)."""
+    """``random``: any worker that has begun a trial, at any moment (the published tables);
+    ``any``: any live worker, started up or not, busy or waiting; ``in-trial``: a worker
+    inside its objective whose trial has a heartbeat (the test suite's deterministic kill).
+    Near the end of a study, when one trial is left and the other workers wait (replacements
+    that never began a trial are not eligible under ``random``), ``random`` nearly always
+    kills the worker of that last trial, so its retry chain runs out at ``--max-retry``;
+    ``any`` spreads the kills over every worker, as a preemption would."""
     db_at: float = 0.4
     db_down: float = 10.0
     heartbeat: int = 1
@@ -76,6 +86,8 @@ class FaultCase:
     stall_timeout: float = 60.0
     final_wait: float = 30.0
     lhs_samples: int | None = None
+    keep_logs: Path | None = None
+    """A folder to keep the workers' logs in (one sub-folder a case); ``None`` removes them."""
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -84,8 +96,10 @@ class FaultCase:
             raise ValueError(
                 f"scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}."
             )
-        if self.kill_policy not in ("random", "in-trial"):
-            raise ValueError(f"kill_policy must be random or in-trial, got {self.kill_policy!r}.")
+        if self.kill_policy not in KILL_POLICIES:
+            raise ValueError(
+                f"kill_policy must be one of {', '.join(KILL_POLICIES)}, got {self.kill_policy!r}."
+            )
         if self.workers < 1 or self.trials < 1:
             raise ValueError("workers and trials must be at least 1.")
 
@@ -109,6 +123,9 @@ class CaseResult:
     duplicate_nodes: int | None = None
     hit_trials: int = 0
     hit_failed_retried_once: int = 0
+    given_up: int = 0
+    """Hit trials whose retry chain reached --max-retry (marked given up by the worker: their
+    slot in --n-trials went to a fresh trial). They are misses of the retried-once goal."""
     failed: int = 0
     left_running: int = 0
     stuck_workers: int = 0
@@ -123,6 +140,10 @@ class CaseResult:
     end: str = ""
     sources: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    stuck_stacks: dict[int, str] = field(default_factory=dict)
+    """``{pid: the stacks of every thread}`` of the workers stuck at the end."""
+    logs: str | None = None
+    """Where the workers' logs were kept (``keep_logs``), else ``None``."""
 
     def goals_met(self) -> dict[str, bool]:
         goals = {
@@ -253,13 +274,24 @@ def _run_case(
     say = say or (lambda _: None)
     database = f"faults_{uuid.uuid4().hex[:10]}"
     url = pg.create_database(database)
-    tmp = Path(tempfile.mkdtemp(prefix="optuna_llm_faults_"))
+    if case.keep_logs is not None:
+        case.keep_logs.mkdir(parents=True, exist_ok=True)
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f"{case.sampler}_{case.scenario}_" if case.keep_logs else "optuna_llm_faults_",
+            dir=case.keep_logs,
+        )
+    )
     trial_log = tmp / "trials.log"
+    site = tmp / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    paths = (str(site), str(ROOT), os.environ.get("PYTHONPATH"))
     env = {
         **os.environ,
         LOG_ENV: str(trial_log),
         SLEEP_ENV: f"{case.sleep[0]},{case.sleep[1]}",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
         "OMP_NUM_THREADS": "1",
     }
     if base_url is not None:
@@ -363,6 +395,7 @@ def _run_case(
             time.sleep(0.2)
         result.wall_s = time.monotonic() - start
         result.stuck_workers = len(workers)
+        result.stuck_stacks = dump_stacks(workers)
     finally:
         for w in workers:
             w.proc.send_signal(signal.SIGKILL)
@@ -372,15 +405,55 @@ def _run_case(
     result.worker_failures = worker_failures(tmp)
     try:
         analyse(result, url, case)
+        if case.keep_logs is not None:
+            dump_trials(url, tmp / "trials.json")
     finally:
         pg.drop_database(database)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if case.keep_logs is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            result.logs = str(tmp)
     return result
+
+
+_SITECUSTOMIZE = """\
+# Written by tests/helpers/fault_driver.py: SIGUSR1 dumps every thread's stack to stderr.
+import faulthandler
+import signal
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+"""
+
+_DUMP_START = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+", re.MULTILINE)
+
+
+def dump_stacks(workers: list[_Worker], wait: float = 2.0) -> dict[int, str]:
+    """``{pid: stacks}``: every live worker writes the stacks of its threads to its log
+    (``faulthandler`` on ``SIGUSR1``); what it wrote is read back."""
+    sizes: dict[int, int] = {}
+    for w in workers:
+        if w.proc.poll() is None:
+            sizes[w.proc.pid] = w.err.stat().st_size if w.err.exists() else 0
+            w.proc.send_signal(signal.SIGUSR1)
+    if not sizes:
+        return {}
+    time.sleep(wait)
+    stacks: dict[int, str] = {}
+    for w in workers:
+        if w.proc.pid in sizes:
+            with open(w.err, "rb") as fh:
+                fh.seek(sizes[w.proc.pid])
+                text = fh.read().decode(errors="replace")
+            found = _DUMP_START.search(text)
+            stacks[w.proc.pid] = text[found.start() :] if found else "(no stack dump)"
+    return stacks
 
 
 def _pick_victim(
     case: FaultCase, workers: list[_Worker], rng: random.Random, trial_log: Path, probe: _StudyProbe
 ) -> _Worker | None:
+    if case.kill_policy == "any":
+        return rng.choice(workers) if workers else None
     log = read_trial_log(trial_log)
     if case.kill_policy == "random":
         # Any worker past its start-up (it has begun a trial), at a random moment: inside the
@@ -436,7 +509,7 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     import optuna
     from optuna.trial import TrialState
 
-    from optuna_llm._attrs import SOURCE, tree_attr
+    from optuna_llm._attrs import GIVEN_UP, SOURCE, tree_attr
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -483,12 +556,20 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     result.hit_failed_retried_once = sum(
         1 for n in hit if by_number[n].state == TrialState.FAIL and retries[n] == 1
     )
+    given_up = {
+        t.number
+        for t in trials
+        if t.state == TrialState.FAIL and t.system_attrs.get(GIVEN_UP) == t.number
+    }
+    result.given_up = len(given_up & hit)
     beaten = _beaten_trial_ids(url, [t._trial_id for t in left])
     for n in sorted(hit):
         t = by_number[n]
         if t.state == TrialState.FAIL and retries[n] != 1:
             history = t.system_attrs.get("retry_history", [])
             why = f" (retry chain {[*history, n]} at --max-retry)" if len(history) >= 3 else ""
+            if n in given_up:
+                why += " (given up: its slot went to a fresh trial)"
             if n in result.worker_failures:
                 why += f" (its worker failed it: {result.worker_failures[n]})"
             result.problems.append(f"trial {n} FAIL, retried {retries[n]} time(s){why}")
@@ -504,14 +585,38 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     if result.complete > case.trials:
         result.problems.append(f"{result.complete - case.trials} trial(s) over --n-trials")
     counted = result.complete + sum(
-        1 for t in trials if t.state == TrialState.FAIL and retries[t.number] == 0
+        1
+        for t in trials
+        if t.state == TrialState.FAIL and retries[t.number] == 0 and t.number not in given_up
     )
     if result.complete < case.trials:
         result.problems.append(
             f"{case.trials - result.complete} trial(s) missing; the CLI's count (COMPLETE + "
-            f"FAIL never retried) is {counted}"
+            f"FAIL never retried nor given up) is {counted}"
         )
     return result
+
+
+def dump_trials(url: str, path: Path) -> None:
+    """Write every trial of the study (state, params, attrs, times) to ``path`` as JSON, so a
+    miss can be traced after the database is dropped (``keep_logs``)."""
+    import optuna
+
+    study = optuna.load_study(study_name=STUDY, storage=url)
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "values": t.values,
+            "params": t.params,
+            "user_attrs": t.user_attrs,
+            "system_attrs": t.system_attrs,
+            "start": str(t.datetime_start),
+            "complete": str(t.datetime_complete),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
+    path.write_text(json.dumps(rows, indent=1, default=str))
 
 
 def _beaten_trial_ids(url: str, trial_ids: list[int]) -> set[int]:
@@ -557,7 +662,8 @@ def format_table(results: list[CaseResult]) -> str:
     header = (
         "| sampler | scenario | workers | COMPLETE / requested (goal =) | dup. vectors (goal 0) "
         "| dup. nodes (goal 0) | hit trials FAIL + retried once (goal all) "
-        "| stuck workers (goal 0) | wall s | kills (in objective) | worker crashes "
+        "| given up at --max-retry | stuck workers (goal 0) | wall s | kills (in objective) "
+        "| worker crashes "
         "| left RUNNING | LHS strata off (goal 0) |"
     )
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -578,6 +684,7 @@ def format_table(results: list[CaseResult]) -> str:
                         r.hit_failed_retried_once == r.hit_trials,
                         f"{r.hit_failed_retried_once} / {r.hit_trials}",
                     ),
+                    str(r.given_up),
                     _cell(r.stuck_workers == 0, str(r.stuck_workers)),
                     f"{r.wall_s:.0f}",
                     f"{r.kills} ({r.kills_in_objective})",
