@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from optuna_llm.analysis.parallel_report import is_parallel, parallel_sections
-from optuna_llm.analysis.stats import bootstrap_band, change_vs, compare_pairs, mean_ranks
+from optuna_llm.analysis.stats import (
+    bootstrap_band,
+    change_vs,
+    compare_pairs,
+    mean_ranks,
+    per_task_means,
+)
+from optuna_llm.analysis.tables import markdown, num, pct
 from optuna_llm.samplers._factory import LLM_SAMPLERS
 
 SAMPLER_ORDER = (
@@ -83,17 +90,6 @@ def final_regrets(
         ):
             out[r["sampler"]][(r["task"], int(r["seed"]))] = float(r["final_regret"])
     return dict(out)
-
-
-def per_task_means(
-    values: Mapping[tuple[str, int], float], keys: set[tuple[str, int]] | None = None
-) -> dict[str, float]:
-    """Mean over seeds per task, over ``keys`` only when given (the pairs two samplers share)."""
-    acc: dict[str, list[float]] = defaultdict(list)
-    for (task, seed), v in values.items():
-        if keys is None or (task, seed) in keys:
-            acc[task].append(v)
-    return {t: float(np.mean(v)) for t, v in acc.items()}
 
 
 @dataclass(frozen=True)
@@ -174,30 +170,32 @@ def headline_rows(
     return rows
 
 
-def _fmt(value: float, pct: bool = False, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if pct:
-        return f"{value:+.1f}%" if signed else f"{value:.1f}%"
-    return f"{value:.2f}"
-
-
 def markdown_table(rows: Sequence[HeadlineRow]) -> str:
     """Render headline rows as a Markdown table (``-`` where a number is undefined)."""
-    head = (
-        "| sampler | runs | tasks | beats random | ties | median vs random | mean vs random "
-        "| beats TPE | ties TPE | median vs TPE | mean rank | errors |"
+    header = (
+        "sampler", "runs", "tasks", "beats random", "ties", "median vs random",
+        "mean vs random", "beats TPE", "ties TPE", "median vs TPE", "mean rank", "errors",
+    )  # fmt: skip
+    return markdown(
+        header,
+        (
+            (
+                r.sampler,
+                r.runs,
+                r.tasks,
+                pct(r.beats_random),
+                pct(r.ties_random),
+                pct(r.median_vs_random, True),
+                pct(r.mean_vs_random, True),
+                pct(r.beats_tpe),
+                pct(r.ties_tpe),
+                pct(r.median_vs_tpe, True),
+                num(r.mean_rank),
+                r.errors,
+            )
+            for r in rows
+        ),
     )
-    lines = [head, "|" + "---|" * 12]
-    for r in rows:
-        lines.append(
-            f"| {r.sampler} | {r.runs} | {r.tasks} | {_fmt(r.beats_random, True)} "
-            f"| {_fmt(r.ties_random, True)} | {_fmt(r.median_vs_random, True, True)} "
-            f"| {_fmt(r.mean_vs_random, True, True)} | {_fmt(r.beats_tpe, True)} "
-            f"| {_fmt(r.ties_tpe, True)} | {_fmt(r.median_vs_tpe, True, True)} "
-            f"| {_fmt(r.mean_rank)} | {r.errors} |"
-        )
-    return "\n".join(lines)
 
 
 def noise_rows(
@@ -218,17 +216,17 @@ def noise_rows(
 
 
 def noise_markdown(rows: Sequence[tuple[str, float, float, float, float, float]]) -> str:
-    lines = [
-        "| sampler | beats random (clean) | beats random (noisy) | median vs random (clean) "
-        "| median vs random (noisy) | median change noisy vs clean |",
-        "|" + "---|" * 6,
-    ]
-    for s, bc, bn, mc, mn, own in rows:
-        lines.append(
-            f"| {s} | {_fmt(bc, True)} | {_fmt(bn, True)} | {_fmt(mc, True, True)} "
-            f"| {_fmt(mn, True, True)} | {_fmt(own, True, True)} |"
-        )
-    return "\n".join(lines)
+    header = (
+        "sampler", "beats random (clean)", "beats random (noisy)", "median vs random (clean)",
+        "median vs random (noisy)", "median change noisy vs clean",
+    )  # fmt: skip
+    return markdown(
+        header,
+        (
+            (s, pct(bc), pct(bn), pct(mc, True), pct(mn, True), pct(own, True))
+            for s, bc, bn, mc, mn, own in rows
+        ),
+    )
 
 
 def source_rows(
@@ -255,11 +253,13 @@ def source_rows(
 
 
 def sources_markdown(rows: Sequence[tuple[str, str, int, dict[str, float]]]) -> str:
-    lines = ["| sampler | suite | trials | where they came from |", "|---|---|---|---|"]
-    for sampler, group, total, shares in rows:
-        text = ", ".join(f"{k} {_fmt(v, True)}" for k, v in shares.items())
-        lines.append(f"| {sampler} | {group} | {total} | {text} |")
-    return "\n".join(lines)
+    return markdown(
+        ("sampler", "suite", "trials", "where they came from"),
+        (
+            (sampler, group, total, ", ".join(f"{k} {pct(v)}" for k, v in shares.items()))
+            for sampler, group, total, shares in rows
+        ),
+    )
 
 
 def write_final_csv(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:

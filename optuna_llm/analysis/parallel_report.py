@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from optuna_llm.analysis.stats import change_vs, compare_pairs
+from optuna_llm.analysis.stats import change_vs, compare_pairs, per_task_means
+from optuna_llm.analysis.tables import markdown, num, pct
 
 Runs = dict[tuple[str, int], Mapping[str, Any]]  # (task, seed) -> record
 BASELINES = ("random", "tpe", "gp")
@@ -86,14 +87,6 @@ def at_equal_time(
     return ra, rb
 
 
-def _task_means(values: Mapping[tuple[str, int], float], keys: set[tuple[str, int]]) -> dict:
-    acc: dict[str, list[float]] = defaultdict(list)
-    for (task, seed), v in values.items():
-        if (task, seed) in keys:
-            acc[task].append(v)
-    return {t: float(np.mean(v)) for t, v in acc.items()}
-
-
 def loss_to_parallelism(parallel: Runs, serial: Runs, evals: int) -> float:
     """Median over tasks of mean regret at ``W`` workers / at 1 worker, equal evaluations.
 
@@ -103,7 +96,8 @@ def loss_to_parallelism(parallel: Runs, serial: Runs, evals: int) -> float:
     """
     shared = parallel.keys() & serial.keys()
     change = change_vs(
-        _task_means(at_evals(parallel, evals), shared), _task_means(at_evals(serial, evals), shared)
+        per_task_means(at_evals(parallel, evals), shared),
+        per_task_means(at_evals(serial, evals), shared),
     )
     return 1.0 + change.median / 100.0 if not math.isnan(change.median) else math.nan
 
@@ -168,29 +162,33 @@ def parallel_rows(
     return rows
 
 
-def _pct(d: Mapping[str, float], k: str) -> str:
-    v = d.get(k)
-    return "-" if v is None or math.isnan(v) else f"{v:.1f}%"
-
-
 def parallel_markdown(rows: Sequence[ParallelRow]) -> str:
     """The parallel table; ``-`` where a baseline did not run the same (task, seed, workers)."""
-    lines = [
-        "| sampler | workers | runs | tasks | beats random (evals) | beats TPE (evals) "
-        "| beats random (time) | beats TPE (time) | ties TPE (time) | beats GP (time) "
-        "| loss to parallelism | speed-up |",
-        "|" + "---|" * 12,
-    ]
-    for r in rows:
-        loss = "-" if math.isnan(r.loss) else f"{r.loss:.2f}x"
-        speed = "-" if math.isnan(r.speedup) else f"{r.speedup:.1f}x"
-        lines.append(
-            f"| {r.sampler} | {r.workers} | {r.runs} | {r.tasks} "
-            f"| {_pct(r.beats_evals, 'random')} | {_pct(r.beats_evals, 'tpe')} "
-            f"| {_pct(r.beats_time, 'random')} | {_pct(r.beats_time, 'tpe')} "
-            f"| {_pct(r.ties_time, 'tpe')} | {_pct(r.beats_time, 'gp')} | {loss} | {speed} |"
-        )
-    return "\n".join(lines)
+    header = (
+        "sampler", "workers", "runs", "tasks", "beats random (evals)", "beats TPE (evals)",
+        "beats random (time)", "beats TPE (time)", "ties TPE (time)", "beats GP (time)",
+        "loss to parallelism", "speed-up",
+    )  # fmt: skip
+    return markdown(
+        header,
+        (
+            (
+                r.sampler,
+                r.workers,
+                r.runs,
+                r.tasks,
+                pct(r.beats_evals.get("random")),
+                pct(r.beats_evals.get("tpe")),
+                pct(r.beats_time.get("random")),
+                pct(r.beats_time.get("tpe")),
+                pct(r.ties_time.get("tpe")),
+                pct(r.beats_time.get("gp")),
+                num(r.loss, 2, "x"),
+                num(r.speedup, 1, "x"),
+            )
+            for r in rows
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -243,13 +241,11 @@ def parallel_goals(
 
 
 def goals_markdown(goals: Sequence[Goal]) -> str:
-    lines = ["| goal | measured | runs | met? |", "|---|---|---|---|"]
-    for g in goals:
-        value = "-" if math.isnan(g.value) else f"{g.value:.2f}"
-        unit = "x" if g.at_most else " %"
-        met = {True: "met", False: "**missed**", None: "not measured"}[g.met]
-        lines.append(f"| {g.text} | {value}{unit if value != '-' else ''} | {g.runs} | {met} |")
-    return "\n".join(lines)
+    met = {True: "met", False: "**missed**", None: "not measured"}
+    return markdown(
+        ("goal", "measured", "runs", "met?"),
+        ((g.text, num(g.value, 2, "x" if g.at_most else " %"), g.runs, met[g.met]) for g in goals),
+    )
 
 
 _STYLES = {1: "-", 4: "--", 16: ":"}

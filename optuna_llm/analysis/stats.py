@@ -23,7 +23,8 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -131,6 +132,21 @@ def change_vs(sampler: Mapping[str, float], baseline: Mapping[str, float]) -> Ch
     return ChangeSummary(
         float(np.median(finite)), float(np.mean(finite)), len(finite), len(changes) - len(finite)
     )
+
+
+def per_task_means(
+    values: Mapping[tuple[str, int], float], keys: Collection[tuple[str, int]] | None = None
+) -> dict[str, float]:
+    """Mean over seeds per task, over ``keys`` only when given (the pairs two samplers share).
+
+    >>> per_task_means({("t", 0): 1.0, ("t", 1): 3.0, ("u", 0): 2.0}, keys={("t", 0), ("t", 1)})
+    {'t': 2.0}
+    """
+    acc: dict[str, list[float]] = defaultdict(list)
+    for (task, seed), v in values.items():
+        if keys is None or (task, seed) in keys:
+            acc[task].append(v)
+    return {t: float(np.mean(v)) for t, v in acc.items()}
 
 
 def mean_ranks(table: Mapping[str, Mapping[str, float]]) -> dict[str, float]:

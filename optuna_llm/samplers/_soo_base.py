@@ -55,6 +55,7 @@ from optuna_llm.samplers._partition import (
     parse_node_key,
     space_hash,
 )
+from optuna_llm.samplers._soo_space import unfinished_search_space
 from optuna_llm.samplers._soo_tree import Plan, Tree
 
 _STATES = {
@@ -251,11 +252,10 @@ class _TreeSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
         self._check_single_objective(study)
-        return {
-            name: dist
-            for name, dist in self._intersection.calculate(study).items()
-            if not dist.single()
-        }
+        # Before any trial completes, the running trials' distributions (issue 13: otherwise the
+        # first N trials at N workers are all random).
+        space = self._intersection.calculate(study) or unfinished_search_space(study, trial)
+        return {name: dist for name, dist in space.items() if not dist.single()}
 
     def _context(self, search_space: dict[str, BaseDistribution]) -> _SpaceContext:
         # Distributions are hashable: this skips hashing the JSON of the space on every call.
@@ -433,7 +433,7 @@ class _TreeSampler(BaseSampler):
             # learns from them once they complete).
             return {}
         if not search_space:
-            self._no_space.add(trial._trial_id)  # the first trial(s): nothing is known yet
+            self._no_space.add(trial._trial_id)  # no other trial has suggested anything yet
             return {}
         ctx = self._context(search_space)
         held = trial.system_attrs.get(self._key_node)
@@ -544,7 +544,10 @@ class _TreeSampler(BaseSampler):
         if trial._trial_id in self._explained or "fixed_params" in trial.system_attrs:
             pass
         elif trial._trial_id in self._no_space:
-            reason = "no trial has completed yet, so the tree's search space is unknown"
+            reason = (
+                "no trial had completed or suggested parameters yet, so the tree's search "
+                "space is unknown"
+            )
             self._explain(study, trial, drawer, reason)
         else:
             reason = (

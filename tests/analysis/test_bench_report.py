@@ -287,10 +287,21 @@ def _markdown_tables(path: Path) -> list[list[str]]:
 def test_published_result_tables_are_the_generated_ones() -> None:
     # docs/benchmarks.md quotes tables of the generated summary.md: a quoted table must be one
     # of them verbatim, so a regenerated summary with stale quotes (or a hand edit) fails here.
+    # The parallel section quotes docs/results/parallel/summary.md the same way.
     root = Path(__file__).resolve().parents[2]
     generated = _markdown_tables(root / "docs/results/summary.md")
+    parallel = _markdown_tables(root / "docs/results/parallel/summary.md")
     headers = {tuple(t[:2]) for t in generated}
+    parallel_headers = {tuple(t[:2]) for t in parallel}
     quoted = [t for t in _markdown_tables(root / "docs/benchmarks.md") if tuple(t[:2]) in headers]
     assert len(quoted) >= 5  # the four regret tables, the noise table, the trial sources
     for table in quoted:
         assert table in generated, "\n".join(table)
+    quoted_parallel = [
+        t
+        for t in _markdown_tables(root / "docs/benchmarks.md")
+        if tuple(t[:2]) in parallel_headers - headers
+    ]
+    assert len(quoted_parallel) >= 2  # the parallel tables of both suites
+    for table in quoted_parallel:
+        assert table in parallel, "\n".join(table)

@@ -6,50 +6,33 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from optuna_llm.bench._runner import ResultsFile, RunKey, make_keys, run_one
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "optuna_llm", "bench", *map(str, args)]
-
-
-def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
+from tests.bench._cli import bench_command, bench_env, run_bench
 
 
 def test_tiny_run_two_tasks_two_samplers_two_seeds(tmp_path: Path) -> None:
     results, report = tmp_path / "results.jsonl", tmp_path / "report"
-    proc = subprocess.run(
-        _bench(
-            "--samplers",
-            "random",
-            "tpe",
-            "--tasks",
-            "hpobench/car",
-            "bbob/f01-d2-i1",
-            "--seeds",
-            "2",
-            "--budgets",
-            "10",
-            "--jobs",
-            "2",
-            "--results",
-            results,
-            "--report",
-            report,
-            "--no-progress",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
+    proc = run_bench(
+        "--samplers",
+        "random",
+        "tpe",
+        "--tasks",
+        "hpobench/car",
+        "bbob/f01-d2-i1",
+        "--seeds",
+        "2",
+        "--budgets",
+        "10",
+        "--jobs",
+        "2",
+        "--results",
+        results,
+        "--report",
+        report,
+        "--no-progress",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -86,7 +69,7 @@ def test_tiny_run_two_tasks_two_samplers_two_seeds(tmp_path: Path) -> None:
 
 def test_resume_after_kill_repeats_no_finished_run(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
-    args = _bench(
+    flags = [
         "--samplers",
         "random",
         "tpe",
@@ -101,11 +84,11 @@ def test_resume_after_kill_repeats_no_finished_run(tmp_path: Path) -> None:
         "--results",
         results,
         "--no-progress",
-    )
+    ]
     total = 2 * 5 * 4
     first = subprocess.Popen(
-        args,
-        env=_env(),
+        bench_command(*flags),
+        env=bench_env(),
         cwd=tmp_path,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -123,9 +106,7 @@ def test_resume_after_kill_repeats_no_finished_run(tmp_path: Path) -> None:
     assert 6 <= len(before) < total
     prefix = results.read_bytes()
 
-    second = subprocess.run(
-        args, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    second = run_bench(*flags, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert f"{len(before)} already in" in second.stderr
     after = list(ResultsFile(results).records())

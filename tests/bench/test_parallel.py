@@ -4,9 +4,6 @@ samplers; what each sampler saw at each ask is checked against the clock's own t
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +16,7 @@ from optuna_llm.bench._parallel import JITTER_SIGMA, simulate
 from optuna_llm.bench._runner import ResultsFile, RunKey, run_one
 from optuna_llm.bench._tasks import _table, get_task, suggest_on_grid
 from optuna_llm.samplers import make_sampler
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench._cli import run_bench
 
 
 class SeeingSampler(optuna.samplers.RandomSampler):
@@ -121,15 +117,6 @@ def test_soo_with_16_workers_never_evaluates_a_node_twice() -> None:
     assert len(nodes) >= 30 and len(nodes) == len(set(nodes))
 
 
-def _bench(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "optuna_llm", "bench", *map(str, args)]
-
-
-def _env() -> dict[str, str]:
-    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "PYTHONPATH": path}
-
-
 def test_cli_workers_resumes_per_worker_count_and_reports(tmp_path: Path) -> None:
     results, report = tmp_path / "r.jsonl", tmp_path / "report"
     common = [
@@ -147,18 +134,10 @@ def test_cli_workers_resumes_per_worker_count_and_reports(tmp_path: Path) -> Non
         results,
         "--no-progress",
     ]
-    first = subprocess.run(
-        _bench(*common, "--workers", "1"), capture_output=True, text=True, env=_env(), timeout=300
-    )
+    first = run_bench(*common, "--workers", "1")
     assert first.returncode == 0, first.stderr
     assert len(list(ResultsFile(results).records())) == 8
-    second = subprocess.run(
-        _bench(*common, "--workers", "1", "4", "--report", report),
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
+    second = run_bench(*common, "--workers", "1", "4", "--report", report)
     assert second.returncode == 0, second.stderr
     assert "16 runs, 8 already in" in second.stderr
     records = list(ResultsFile(results).records())
