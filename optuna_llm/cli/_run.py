@@ -182,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if progress is not None:
-        counted = count_budget(study).counted
+        counted = count_budget(study, args.n_trials).counted
         progress(f"done: this worker ran {ran} trial(s); the study holds {counted}/{args.n_trials}")
     return 0
 

@@ -437,8 +437,14 @@ class _TreeSampler(BaseSampler):
             return {}
         ctx = self._context(search_space)
         held = trial.system_attrs.get(self._key_node)
-        if held and trial.system_attrs.get(self._key_space) == ctx.hash:
-            # A heartbeat retry (or a repeated call) keeps the node it already holds.
+        if (
+            held
+            and trial.system_attrs.get(self._key_space) == ctx.hash
+            and not self._conflict(study, trial, ctx, held)
+        ):
+            # A heartbeat retry (or a repeated call) keeps the node it already holds, unless
+            # another live trial holds it: the killed trial may have written its claim after
+            # that trial checked, and died before checking it itself; the copy then yields.
             self._sourced.add(trial._trial_id)
             return dict(ctx.params(parse_node_key(held)))
 

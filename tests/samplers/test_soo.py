@@ -161,6 +161,29 @@ def test_retried_trial_keeps_its_node() -> None:
     assert len(complete) == len(set(complete))
 
 
+def test_a_retry_yields_the_node_its_killed_trial_claimed_too_late() -> None:
+    # The race of the 8-worker fault benchmark: trial B claimed node N and checked it; trial A
+    # wrote its own claim of N after that check and was killed before checking. A's retry
+    # copies A's claim: it must not evaluate N a second time while B holds it.
+    sampler = SOOSampler(seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(branin, n_trials=5)
+    holder = study.ask()
+    branin(holder)
+    held = study._storage.get_trial(holder._trial_id).system_attrs
+    node = study._storage.get_trial(holder._trial_id).user_attrs["node"]
+    dead = study.ask()
+    for key in (sampler._key_space, sampler._key_node):  # A's late claim of the same node
+        study._storage.set_trial_system_attr(dead._trial_id, key, held[key])
+    study._storage.set_trial_state_values(dead._trial_id, TrialState.FAIL)
+    retry_stale_trial_callback(3)[1](study, study._storage.get_trial(dead._trial_id))
+    retry = study.ask()
+    assert study._storage.get_trial(retry._trial_id).system_attrs["failed_trial"] == dead.number
+    branin(retry)
+    assert study._storage.get_trial(retry._trial_id).user_attrs["node"] != node
+    assert study._storage.get_trial(holder._trial_id).user_attrs["node"] == node
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask/tell here
 @pytest.mark.parametrize("retry_callback", [True, False])
 def test_stale_trial_in_the_gap_before_its_retry_is_not_claimed_again(
