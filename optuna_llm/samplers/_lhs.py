@@ -14,8 +14,9 @@ again. A row is *held* by a RUNNING, WAITING, COMPLETE or PRUNED trial; a FAIL t
 free again, unless the storage has a stale-trial callback (heartbeat +
 ``RetryFailedTrialCallback``): its retry copies the trial's params and system attrs, so it
 keeps the row. So after a worker dies (kill -9) no row is evaluated twice and none is skipped:
-every block of ``n`` completed trials is a Latin hypercube (a retry that the callback gives up
-on leaves its row unevaluated).
+every block of ``n`` completed trials is a Latin hypercube. A trial whose retry chain was given
+up at ``--max-retry`` frees its row (:func:`holds_row`): the fresh trial that takes its budget
+slot takes its row too.
 
 Mapping a unit-interval value to a distribution (the "normalised space"):
 
@@ -54,7 +55,7 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from optuna_llm._attrs import SOURCE, set_system_attrs, set_user_attrs
+from optuna_llm._attrs import GIVEN_UP, SOURCE, set_system_attrs, set_user_attrs
 from optuna_llm._compat import _SearchSpaceTransform, stale_trial_callback
 
 _logger = optuna.logging.get_logger(__name__)
@@ -63,6 +64,29 @@ SOURCE_LHS = "lhs"
 ROW = "lhs:row"
 """System attr: the global row a trial claimed (``block * n_samples + row``)."""
 _HOLDING = (TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def holds_row(trial: FrozenTrial, fail_holds: bool) -> bool:
+    """Whether ``trial`` keeps its row from other trials: a live or finished one always; a
+    FAIL one only when a retry will take the row over (``fail_holds``: the storage retries
+    stale trials) and its chain was not given up at ``--max-retry`` (then a fresh trial takes
+    its budget slot, and must take its row too, or the block stops being Latin).
+
+    Example:
+        >>> from optuna.trial import TrialState, create_trial
+        >>> failed = create_trial(state=TrialState.FAIL, system_attrs={"lhs:row": 3})
+        >>> holds_row(failed, fail_holds=True), holds_row(failed, fail_holds=False)
+        (True, False)
+        >>> gone = create_trial(
+        ...     state=TrialState.FAIL, system_attrs={"lhs:row": 3, "optuna_llm:given_up": 7}
+        ... )
+        >>> gone.number = 7
+        >>> holds_row(gone, fail_holds=True)
+        False
+    """
+    if trial.state in _HOLDING:
+        return True
+    return fail_holds and trial.system_attrs.get(GIVEN_UP) != trial.number
 
 
 def free_rows(taken: set[int], count: int) -> list[int]:
@@ -317,7 +341,7 @@ class LatinHypercubeSampler(BaseSampler):
                 if t._trial_id == trial._trial_id:
                     continue
                 g = t.system_attrs.get(ROW)
-                if isinstance(g, int) and (t.state in _HOLDING or fail_holds):
+                if isinstance(g, int) and holds_row(t, fail_holds):
                     taken.add(g)
                 elif g is None and t.state == TrialState.RUNNING and t.number < trial.number:
                     starting.append(t)
@@ -336,7 +360,7 @@ class LatinHypercubeSampler(BaseSampler):
         # the other (at worst both yield and pick again).
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             if t._trial_id != me._trial_id and t.system_attrs.get(ROW) == row:
-                if t.state in _HOLDING or fail_holds:
+                if holds_row(t, fail_holds):
                     return True
         return False
 

@@ -217,3 +217,34 @@ def test_four_postgres_workers_evaluate_exactly_the_design(postgres_url: str) ->
     assert {t.number: t.params for t in trials} == dict(enumerate(design))
     assert {t.user_attrs["source"] for t in trials} == {"lhs"}
     assert sorted(_stratum(t.params["x"], -1, 1, 12) for t in trials) == list(range(12))
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask/tell here
+def test_a_row_given_up_at_max_retry_goes_to_the_fresh_trial(tmp_path: Any) -> None:
+    from optuna_llm._attrs import GIVEN_UP
+    from optuna_llm._compat import retry_stale_trial_callback
+    from optuna_llm.samplers._lhs import ROW
+
+    keyword, callback = retry_stale_trial_callback(3)
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'lhs.db'}",
+        heartbeat_interval=60,
+        grace_period=120,
+        **{keyword: callback},
+    )
+    study = optuna.create_study(storage=storage, sampler=LatinHypercubeSampler(8, seed=0))
+    study.optimize(_objective, n_trials=3)
+    kept = study.ask()  # its worker died; a retry may still come, so it keeps its row
+    _objective(kept)
+    study._storage.set_trial_state_values(kept._trial_id, TrialState.FAIL)
+    gone = study.ask()  # its worker died on the last retry the chain allows: given up
+    _objective(gone)
+    study._storage.set_trial_system_attr(gone._trial_id, GIVEN_UP, gone.number)
+    study._storage.set_trial_state_values(gone._trial_id, TrialState.FAIL)
+    fresh = study.ask()
+    _objective(fresh)
+    rows = {
+        t.number: study._storage.get_trial(t._trial_id).system_attrs[ROW]
+        for t in (kept, gone, fresh)
+    }
+    assert rows[fresh.number] == rows[gone.number] != rows[kept.number]
