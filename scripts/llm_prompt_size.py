@@ -67,6 +67,7 @@ def study_with(n: int, seed: int = 0) -> optuna.Study:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--proposals", type=int, default=5)
+    parser.add_argument("--histories", nargs="+", default=["compressed", "chat"])
     parser.add_argument("--skip-tokens", action="store_true")
     parser.add_argument("--orders", nargs="*", choices=RATIONALE_ORDERS)
     parser.add_argument("--tasks", nargs="*", default=["toy/branin", "hpobench/car"])
@@ -83,7 +84,7 @@ def main() -> None:
     client = EmbeddedLlamaClient()
     if not args.skip_tokens:
         print_token_table(client)
-    print_speed_table(args.proposals)
+    print_speed_table(args.proposals, args.histories)
 
 
 def print_token_table(client: EmbeddedLlamaClient) -> None:
@@ -101,13 +102,13 @@ def print_token_table(client: EmbeddedLlamaClient) -> None:
     print()
 
 
-def print_speed_table(proposals: int) -> None:
+def print_speed_table(proposals: int, histories: list[str]) -> None:
     print(
         "| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
-        "LLM calls per proposal (mean) | sources |"
+        "LLM calls per proposal (mean) | seconds per LLM call (mean) | sources |"
     )
-    print("|---|---:|---:|---|")
-    for history in ("compressed", "chat"):
+    print("|---|---:|---:|---:|---|")
+    for history in histories:
         study = study_with(10)
         sampler = LLMSampler(
             PROBLEM, client=make_client(), history=history, search_space=SPACE, seed=0
@@ -123,9 +124,10 @@ def print_speed_table(proposals: int) -> None:
             calls.append(study._storage.get_trial(trial._trial_id).user_attrs.get("llm_calls", 0))
             study.tell(trial, 0.5)
         sources = [t.user_attrs.get("source") for t in study.trials[10:]]
+        per_call = sum(seconds) / max(1, sum(calls))
         print(
             f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
-            f"{', '.join(sorted(set(map(str, sources))))} |"
+            f"{per_call:.2f} | {', '.join(sorted(set(map(str, sources))))} |"
         )
 
 
