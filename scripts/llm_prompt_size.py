@@ -28,7 +28,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_answer, jsonable
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_configs, jsonable
 from optuna_llm.llm.schema import RATIONALE_ORDERS
 from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler
@@ -168,7 +168,7 @@ def print_order_table(
                 print(f"#{t.number} {sources[t.number]} {t.params} | {errors}", file=sys.stderr)
         chosen = sum(s.startswith("llm") for s in sources)
         examples = [
-            json.dumps(c, sort_keys=True) for c in _example_configs(task.distributions(), max(k, 1))
+            json.dumps(c, sort_keys=True) for c in example_configs(task.distributions(), max(k, 1))
         ]
         copied = sum(
             str(t.user_attrs.get("source")).startswith("llm")
@@ -181,12 +181,6 @@ def print_order_table(
             f"{n_trials - chosen} | {calls:.1f} | {statistics.median(seconds):.1f} |",
             flush=True,
         )
-
-
-def _example_configs(space: dict, n: int) -> list[dict]:
-    """The configurations the ask shows as its format example (a copy is no choice)."""
-    answer = example_answer(space, n, "none")
-    return answer["configs"] if "configs" in answer else [answer["config"]]
 
 
 def _jsonable_params(params: dict) -> dict:

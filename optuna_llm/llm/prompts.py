@@ -534,6 +534,20 @@ def example_answer(
     return {**body, "rationale": EXAMPLE_RATIONALE}
 
 
+def example_configs(
+    search_space: Mapping[str, BaseDistribution], n_configs: int = 1
+) -> list[dict[str, Any]]:
+    """The configurations the ask shows as its format example (a copy of one is no choice).
+
+    Example:
+        >>> from optuna.distributions import FloatDistribution
+        >>> example_configs({"x": FloatDistribution(-5, 10)})
+        [{'x': -1.25}]
+    """
+    answer = example_answer(search_space, n_configs, "none")
+    return list(answer["configs"]) if "configs" in answer else [answer["config"]]
+
+
 def example_config(search_space: Mapping[str, BaseDistribution], at: float) -> dict[str, Any]:
     """A valid configuration a fraction ``at`` of the way through every range."""
     config: dict[str, Any] = {}

@@ -39,7 +39,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from optuna_llm.llm.base import ChatClient
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_answer, jsonable
+from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_configs, jsonable
 from optuna_llm.llm.propose import ExchangeLog, Forbidden, Proposal, ProposalFailed, propose
 
 Box = Mapping[str, tuple[float, float] | Sequence[Any]]
@@ -146,7 +146,7 @@ class Proposer:
         """
         space = restrict(search_space, box) if box else dict(search_space)
         asked = self.candidates if n_configs == 1 else n_configs
-        forbidden = refusing_examples(forbidden, space, asked, self.settings.rationale_order)
+        forbidden = refusing_examples(forbidden, space, asked)
         messages = self.builder.build(
             space,
             trials,
@@ -181,7 +181,6 @@ def refusing_examples(
     forbidden: Forbidden,
     search_space: Mapping[str, BaseDistribution],
     n_configs: int,
-    rationale: str,
 ) -> Forbidden:
     """``forbidden``, refusing also the configurations the ask shows as its format example:
     a small model copies them word for word, and a copy is not the model's choice.
@@ -189,12 +188,11 @@ def refusing_examples(
     Example:
         >>> from optuna.distributions import FloatDistribution
         >>> space = {"x": FloatDistribution(-5, 10)}
-        >>> check = refusing_examples(lambda _: None, space, 1, "last")
+        >>> check = refusing_examples(lambda _: None, space, 1)
         >>> check({"x": -1.25}), check({"x": 2.0})
         ('it is the format example of the question, not a choice: choose your own values', None)
     """
-    answer = example_answer(search_space, n_configs, rationale)
-    examples = answer["configs"] if "configs" in answer else [answer["config"]]
+    examples = example_configs(search_space, n_configs)
 
     def check(params: Mapping[str, Any]) -> str | None:
         shown = {k: jsonable(v) for k, v in params.items()}
