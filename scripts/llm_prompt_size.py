@@ -26,9 +26,17 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from optuna_llm.llm.base import enforces_schema
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_configs, jsonable
+from optuna_llm.llm.prompts import (
+    DEFAULT_EXAMPLE,
+    EXAMPLES,
+    PromptBuilder,
+    PromptSettings,
+    example_configs,
+    jsonable,
+)
 from optuna_llm.llm.schema import RATIONALE_ORDERS
 from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler
@@ -73,13 +81,23 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=["toy/branin", "hpobench/car"])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--candidates", type=int, nargs="*", default=[1])
+    parser.add_argument("--examples", nargs="*", choices=EXAMPLES, default=[DEFAULT_EXAMPLE])
+    parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument(
         "--show", action="store_true", help="print each trial's source and refusals to stderr"
     )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.orders:
-        print_order_table(args.orders, args.tasks, args.trials, args.candidates, args.show)
+        print_order_table(
+            args.orders,
+            args.tasks,
+            args.trials,
+            args.candidates,
+            args.show,
+            examples=args.examples,
+            temperature=args.temperature,
+        )
         return
     client = EmbeddedLlamaClient()
     if not args.skip_tokens:
@@ -132,18 +150,27 @@ def print_speed_table(proposals: int, histories: list[str]) -> None:
 
 
 def print_order_table(
-    orders: list[str], tasks: list[str], n_trials: int, candidates: list[int], show: bool = False
+    orders: list[str],
+    tasks: list[str],
+    n_trials: int,
+    candidates: list[int],
+    show: bool = False,
+    *,
+    examples: list[str] = [DEFAULT_EXAMPLE],  # noqa: B006 (read only)
+    temperature: float = 0.0,
 ) -> None:
     from optuna_llm.bench._tasks import get_task
 
     print(
-        "| rationale | candidates | task | trials | chosen by the LLM (llm + llm-repaired) | "
+        f"Temperature of the first request: {temperature}.\n\n"
+        "| example | rationale | candidates | task | trials | "
+        "chosen by the LLM (llm + llm-repaired) | "
         "of them the ask's example | fallback | LLM calls per trial (mean) | "
         "seconds per trial (median) |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
     client = make_client()
-    for order, k, name in itertools.product(orders, candidates, tasks):
+    for example, order, k, name in itertools.product(examples, orders, candidates, tasks):
         task = get_task(name)
         task.reseed(0)
         sampler = LLMSampler(
@@ -154,6 +181,8 @@ def print_order_table(
             rationale=order,
             n_trials=n_trials,
             candidates=k,
+            example=example,
+            temperature=temperature,
         )
         study = optuna.create_study(sampler=sampler)
         seconds = []
@@ -167,17 +196,22 @@ def print_order_table(
                 errors = "; ".join(t.user_attrs.get("llm_errors", []))[:600]
                 print(f"#{t.number} {sources[t.number]} {t.params} | {errors}", file=sys.stderr)
         chosen = sum(s.startswith("llm") for s in sources)
-        examples = [
-            json.dumps(c, sort_keys=True) for c in example_configs(task.distributions(), max(k, 1))
-        ]
+        shown_examples = (
+            [
+                json.dumps(c, sort_keys=True)
+                for c in example_configs(task.distributions(), max(k, 1))
+            ]
+            if example == "values" or (example == "auto" and not enforces_schema(client))
+            else []
+        )
         copied = sum(
             str(t.user_attrs.get("source")).startswith("llm")
-            and json.dumps(_jsonable_params(t.params), sort_keys=True) in examples
+            and json.dumps(_jsonable_params(t.params), sort_keys=True) in shown_examples
             for t in study.trials
         )
         calls = statistics.mean(int(t.user_attrs.get("llm_calls", 0)) for t in study.trials)
         print(
-            f"| {order} | {k} | {name} | {n_trials} | {chosen}/{n_trials} | {copied} | "
+            f"| {example} | {order} | {k} | {name} | {n_trials} | {chosen}/{n_trials} | {copied} | "
             f"{n_trials - chosen} | {calls:.1f} | {statistics.median(seconds):.1f} |",
             flush=True,
         )

@@ -33,7 +33,12 @@ class ChatResult:
 
 
 class ChatClient(Protocol):
-    """What the samplers need from an LLM backend."""
+    """What the samplers need from an LLM backend.
+
+    A client may also say, as a boolean attribute ``enforces_schema``, that every answer it
+    returns follows the ``json_schema`` it was given (constrained decoding, as the embedded
+    model's grammar does); :func:`enforces_schema` reads it, ``False`` when absent.
+    """
 
     @property
     def model(self) -> str: ...
@@ -47,6 +52,18 @@ class ChatClient(Protocol):
         max_tokens: int | None = None,
         seed: int | None = None,
     ) -> ChatResult: ...
+
+
+def enforces_schema(client: object) -> bool:
+    """Whether ``client`` declares that its answers always follow the schema's shape.
+
+    Example:
+        >>> class Plain:
+        ...     model = "m"
+        >>> enforces_schema(Plain())
+        False
+    """
+    return bool(getattr(client, "enforces_schema", False))
 
 
 class LLMUnavailableError(RuntimeError):

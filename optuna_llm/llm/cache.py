@@ -101,7 +101,8 @@ class CachingClient:
     The inner client is built only on the first miss, so a complete replay needs no network,
     no key and no model file. Exchanges are keyed by ``model`` as given (``""`` when the
     server's default model is used), never by a name looked up on the server: a replay with
-    the server stopped finds every recorded answer.
+    the server stopped finds every recorded answer. ``enforces_schema`` is the inner client's
+    (given, as the inner client is not built for a replay).
     """
 
     def __init__(
@@ -110,8 +111,10 @@ class CachingClient:
         cache: LLMCache,
         *,
         model: str | None = None,
+        enforces_schema: bool = False,
     ) -> None:
         self._build = build
+        self.enforces_schema = enforces_schema
         self._inner: ChatClient | None = None
         self.cache = cache
         self._model = model or ""

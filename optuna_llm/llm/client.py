@@ -53,6 +53,9 @@ class OpenAIChatClient:
         >>> client.chat([{"role": "user", "content": "Say hi"}]).text  # doctest: +SKIP
     """
 
+    enforces_schema = False
+    """A server may ignore the schema (or only force JSON), so the prompt spells the shape out."""
+
     def __init__(
         self,
         model: str | None = None,

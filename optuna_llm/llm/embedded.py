@@ -262,6 +262,9 @@ class EmbeddedLlamaClient:
         >>> client.chat([{"role": "user", "content": "Reply with {}"}]).text  # doctest: +SKIP
     """
 
+    enforces_schema = True
+    """The grammar built from the schema is applied to every answer."""
+
     def __init__(self, model_path: Path | None = None, *, n_ctx: int = 8192) -> None:
         if model_path is not None and not Path(model_path).is_file():
             raise LLMUnavailableError(f"Model file {model_path} does not exist.")

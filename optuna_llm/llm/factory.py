@@ -70,7 +70,7 @@ def make_client(
         return build()
     store = cache if isinstance(cache, LLMCache) else LLMCache(cache)
     cache_model = (name or "") if remote else embedded_model_name(Path(name) if name else None)
-    return CachingClient(build, store, model=cache_model)
+    return CachingClient(build, store, model=cache_model, enforces_schema=not remote)
 
 
 __all__ = ["OPENAI_DEFAULT_MODEL", "make_client", "resolve_model"]

@@ -41,6 +41,11 @@ SYSTEM_PROMPT = (
 DEFAULT_RATIONALE = "first"
 """Where the rationale goes in the answer by default (see ``PromptSettings.rationale``)."""
 
+EXAMPLES = ("auto", "values", "keys")
+"""How the ask shows the answer's format (see ``PromptSettings.example``)."""
+
+DEFAULT_EXAMPLE = "auto"
+
 
 @dataclass(frozen=True)
 class PromptSettings:
@@ -49,6 +54,15 @@ class PromptSettings:
     ``rationale``: ``"first"`` (a reason, then the configuration), ``"last"`` (the
     configuration, then a reason) or ``"none"``; ``chain_of_thought`` asks for step-by-step
     reasoning and implies ``"first"``.
+
+    ``example``: ``"values"`` shows the format as a concrete answer with values from the
+    space (for a server that ignores the schema: it needs the shape spelled out);
+    ``"keys"`` names the keys and shows no value (for a client that enforces the schema by
+    constrained decoding, where a small model copies any value shown: Gemma 3 270M wrote the
+    concrete example back on nearly every first request, docs/llm.md). ``"auto"``:
+    ``"keys"`` for a client that declares ``enforces_schema`` (the embedded model), else
+    ``"values"``; the :class:`~optuna_llm.llm.proposer.Proposer` decides, as it knows the
+    client (a builder on its own treats ``"auto"`` as ``"values"``).
     """
 
     problem: str = ""
@@ -59,6 +73,7 @@ class PromptSettings:
     n_pending: int = 10
     max_prompt_tokens: int = 3000
     rationale: str = DEFAULT_RATIONALE
+    example: str = DEFAULT_EXAMPLE
 
     @property
     def rationale_order(self) -> str:
@@ -280,6 +295,11 @@ class PromptBuilder:
             raise ValueError(
                 f"rationale must be one of {RATIONALE_ORDERS}, got {settings.rationale!r}."
             )
+        if settings.example not in EXAMPLES:
+            raise ValueError(
+                f"example must be one of {EXAMPLES}, got {settings.example!r}: 'values' shows "
+                "a concrete answer, 'keys' only the keys (for a client that enforces the schema)."
+            )
         self.settings = settings
 
     def build(
@@ -406,11 +426,17 @@ class PromptBuilder:
             lines.append('"rationale" is one short sentence saying why.')
         elif order == "last":
             lines.append('After the configuration, "rationale" is one short sentence saying why.')
-        lines.append(
-            "Every value must respect its range and type. Reply with JSON only, in this "
-            "format (the values below only show the format, choose your own):\n"
-            + json.dumps(example_answer(search_space, n_configs, order))
-        )
+        if self.settings.example == "keys":  # "auto" is resolved by the Proposer
+            lines.append(
+                "Every value must respect its range and type. Reply with JSON only: "
+                + answer_outline(search_space, n_configs, order)
+            )
+        else:
+            lines.append(
+                "Every value must respect its range and type. Reply with JSON only, in this "
+                "format (the values below only show the format, choose your own):\n"
+                + json.dumps(example_answer(search_space, n_configs, order))
+            )
         return "\n".join(lines)
 
     def _compressed(
@@ -532,6 +558,25 @@ def example_answer(
     if rationale == "first":
         return {"rationale": EXAMPLE_RATIONALE, **body}
     return {**body, "rationale": EXAMPLE_RATIONALE}
+
+
+def answer_outline(
+    search_space: Mapping[str, BaseDistribution], n_configs: int = 1, rationale: str = "first"
+) -> str:
+    """The answer's shape with its keys and no value, for ``example="keys"``.
+
+    Example:
+        >>> from optuna.distributions import FloatDistribution, IntDistribution
+        >>> answer_outline({"x": FloatDistribution(-5, 10), "n": IntDistribution(1, 9)})
+        '{"rationale": "...", "config": {...}} with a value for each of "x", "n".'
+    """
+    key = "config" if n_configs == 1 else "configs"
+    body = f'"{key}": {{...}}' if n_configs == 1 else f'"{key}": [{n_configs} x {{...}}]'
+    parts = {"first": ['"rationale": "..."', body], "last": [body, '"rationale": "..."']}
+    shape = "{" + ", ".join(parts.get(rationale, [body])) + "}"
+    names = ", ".join(json.dumps(name) for name in search_space)
+    per = "each configuration" if n_configs > 1 else ""
+    return f"{shape} with a value for each of {names}" + (f" in {per}" if per else "") + "."
 
 
 def example_configs(

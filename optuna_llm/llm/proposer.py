@@ -38,7 +38,7 @@ from optuna.distributions import (
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-from optuna_llm.llm.base import ChatClient
+from optuna_llm.llm.base import ChatClient, enforces_schema
 from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_configs, jsonable
 from optuna_llm.llm.propose import ExchangeLog, Forbidden, Proposal, ProposalFailed, propose
 
@@ -88,7 +88,11 @@ class Proposer:
                 f"{max_total_tokens}."
             )
         self.client = client
-        self.builder = PromptBuilder(settings or PromptSettings())
+        settings = settings or PromptSettings()
+        if settings.example == "auto":
+            example = "keys" if enforces_schema(client) else "values"
+            settings = replace(settings, example=example)
+        self.builder = PromptBuilder(settings)
         self.temperature = temperature
         self.seed = seed
         self.max_attempts = max_attempts
@@ -146,7 +150,8 @@ class Proposer:
         """
         space = restrict(search_space, box) if box else dict(search_space)
         asked = self.candidates if n_configs == 1 else n_configs
-        forbidden = refusing_examples(forbidden, space, asked)
+        if self.settings.example != "keys":
+            forbidden = refusing_examples(forbidden, space, asked)
         messages = self.builder.build(
             space,
             trials,

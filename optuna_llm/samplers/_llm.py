@@ -35,7 +35,7 @@ from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient, LLMUnavailableError
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
-from optuna_llm.llm.prompts import DEFAULT_RATIONALE, PromptSettings
+from optuna_llm.llm.prompts import DEFAULT_EXAMPLE, DEFAULT_RATIONALE, PromptSettings
 from optuna_llm.llm.proposer import ExchangeLog, Proposal, ProposalFailed, Proposer
 from optuna_llm.samplers._history import (
     claim_config,
@@ -140,6 +140,9 @@ class LLMSampler(BaseSampler):
         candidates: Configurations asked for in each LLM request, most promising first; the
             first one not tried yet is used. A small model that copies a tried
             configuration often writes a new one after it (docs/llm.md measures 1 and 4).
+        example: How the ask shows the answer's format: ``"values"`` (a concrete answer) or
+            ``"keys"`` (the keys only, for a client that enforces the schema, as the
+            embedded model does); see docs/llm.md.
     """
 
     def __init__(
@@ -164,6 +167,7 @@ class LLMSampler(BaseSampler):
         rationale: str = DEFAULT_RATIONALE,
         artifact_store: ArtifactStore | None = None,
         candidates: int = 1,
+        example: str = DEFAULT_EXAMPLE,
     ) -> None:
         if max_total_tokens is not None and max_total_tokens < 0:
             raise ValueError("max_total_tokens must be a non-negative number of tokens or None.")
@@ -200,6 +204,7 @@ class LLMSampler(BaseSampler):
                 chain_of_thought=chain_of_thought,
                 max_prompt_tokens=max_prompt_tokens,
                 rationale=rationale,
+                example=example,
             ),
             temperature=temperature,
             seed=seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -135,6 +136,23 @@ def test_the_ask_has_a_concrete_example_and_no_placeholders() -> None:
             for config in configs:  # real values from the space, not placeholders
                 assert 1e-5 <= config["lr"] <= 0.1 and config["layers"] in (1, 3, 5, 7, 9)
                 assert config["opt"] in ("adam", "sgd")
+
+
+def test_example_keys_shows_the_keys_and_no_value_to_copy() -> None:
+    study = study_with(2)
+    for n_configs in (1, 3):
+        builder = PromptBuilder(PromptSettings(problem="p", example="keys"))
+        text = builder.build(SPACE, study.trials, study.directions, None, n_configs=n_configs)
+        ask = text[-1]["content"].split("Results so far")[-1].split("\n\n", 1)[-1]
+        assert "the values below only show the format" not in ask
+        assert all(f'"{name}"' in ask for name in SPACE)
+        assert ('"configs"' in ask) == (n_configs > 1)
+        values = build(study, "compressed", n_configs=n_configs)[-1]["content"]
+        example = json.loads(values[values.rindex("\n") + 1 :])
+        shown = example["config"] if n_configs == 1 else example["configs"][0]
+        assert json.dumps(shown["lr"]) not in ask  # the concrete example's value is gone
+    with pytest.raises(ValueError, match="example must be one of"):
+        PromptBuilder(PromptSettings(example="none"))
 
 
 def test_rationale_order_is_a_setting() -> None:

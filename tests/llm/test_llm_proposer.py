@@ -128,6 +128,40 @@ def test_a_copy_of_the_format_example_is_refused_and_never_the_llms_choice() -> 
         assert "format example" in server.requests[1]["messages"][-1]["content"]
 
 
+def test_with_example_keys_the_values_example_is_a_choice_like_any_other() -> None:
+    from optuna_llm.llm.prompts import example_answer
+
+    space = {"x": SPACE["x"], "n": SPACE["n"]}
+    example = example_answer(space, 1, "first")["config"]
+    with ScriptedOpenAIServer([answer(**example)]) as server:
+        client = OpenAIChatClient("scripted-model", base_url=server.base_url, max_retries=0)
+        proposer = Proposer(client, PromptSettings(problem="test", example="keys"))
+        [proposal] = proposer.propose(space, [])
+        assert "the values below only show the format" not in json.dumps(server.requests[0])
+    assert proposal.params == example and proposal.source == "llm"
+
+
+def test_example_auto_shows_keys_only_to_a_client_that_enforces_the_schema(tmp_path) -> None:
+    from optuna_llm.llm.factory import make_client
+
+    space = {"x": SPACE["x"], "n": SPACE["n"]}
+    with ScriptedOpenAIServer([answer(x=1.0, n=10), answer(x=2.0, n=20)]) as server:
+        plain = OpenAIChatClient("scripted-model", base_url=server.base_url, max_retries=0)
+        assert Proposer(plain).settings.example == "values"
+        Proposer(plain).propose(space, [])
+        constrained = OpenAIChatClient("scripted-model", base_url=server.base_url, max_retries=0)
+        constrained.enforces_schema = True  # type: ignore[misc]  # as a grammar-backed server
+        assert Proposer(constrained).settings.example == "keys"
+        Proposer(constrained).propose(space, [])
+        first, second = (json.dumps(r["messages"]) for r in server.requests)
+    assert "the values below only show the format" in first
+    assert "the values below only show the format" not in second and '\\"x\\"' in second
+    # The record/replay wrapper of the embedded model says so without loading the model.
+    cached = make_client(cache=tmp_path / "c.jsonl")
+    assert Proposer(cached).settings.example == "keys"
+    assert Proposer(cached, PromptSettings(example="values")).settings.example == "values"
+
+
 def test_candidates_must_be_positive() -> None:
     with pytest.raises(ValueError, match="candidates must be a positive number"):
         Proposer(OpenAIChatClient("m", base_url="http://127.0.0.1:9/v1"), candidates=0)
