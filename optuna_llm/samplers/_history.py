@@ -105,6 +105,85 @@ def describe_state(trial: FrozenTrial) -> str:
     return f"trial #{trial.number} already evaluated it ({trial.state.name})"
 
 
+NEAR_REPEAT = 1e-3
+"""A proposal whose every number lies within this fraction of its range (log ranges in log
+space) of a trial's value, and every other value equal, repeats that trial up to rounding."""
+
+
+def near_repeat_of(
+    proposal: Mapping[str, Any],
+    trials: Iterable[FrozenTrial],
+    *,
+    exclude_number: int,
+    search_space: Mapping[str, BaseDistribution],
+    tolerance: float = NEAR_REPEAT,
+) -> FrozenTrial | None:
+    """A trial whose configuration ``proposal`` repeats up to rounding: a small model writes
+    back a value of the prompt's history shortened to a few digits, which no exact test
+    catches (``3.2322`` for trial #0's ``3.232202558909872``), and that is no choice.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.distributions import FloatDistribution
+        >>> space = {"x": FloatDistribution(-5, 10)}
+        >>> t = optuna.trial.create_trial(params={"x": 3.232202558909872}, distributions=space,
+        ...                               value=1.0)
+        >>> near_repeat_of({"x": 3.2322}, [t], exclude_number=9, search_space=space) is t
+        True
+        >>> near_repeat_of({"x": 3.3}, [t], exclude_number=9, search_space=space) is None
+        True
+    """
+    for trial in trials:
+        if trial.number == exclude_number:
+            continue
+        config = {k: v for k, v in trial_config(trial).items() if k in search_space}
+        if not config or not _space_matches(config, search_space, trial):
+            continue
+        if all(
+            name in proposal and _near(proposal[name], value, search_space[name], tolerance)
+            for name, value in config.items()
+        ):
+            return trial
+    return None
+
+
+def repeat_reason(
+    proposal: Mapping[str, Any],
+    trials: Iterable[FrozenTrial],
+    *,
+    exclude_number: int,
+    search_space: Mapping[str, BaseDistribution],
+) -> str | None:
+    """Why an LLM's ``proposal`` is no new choice (a trial has it, exactly or up to
+    rounding), or None: the ``forbidden`` test every LLM sampler gives its proposer."""
+    trials = list(trials)
+    other = duplicate_of(proposal, trials, exclude_number=exclude_number, search_space=search_space)
+    if other is not None:
+        return describe_state(other)
+    near = near_repeat_of(
+        proposal, trials, exclude_number=exclude_number, search_space=search_space
+    )
+    if near is not None:
+        return describe_state(near) + " up to rounding: a copy is not a new choice"
+    return None
+
+
+def _near(a: Any, b: Any, distribution: BaseDistribution, tolerance: float) -> bool:
+    if same_value(a, b):
+        return True
+    low, high = getattr(distribution, "low", None), getattr(distribution, "high", None)
+    if isinstance(distribution, CategoricalDistribution) or low is None or high is None:
+        return False
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+        return False
+    if getattr(distribution, "log", False) and a > 0 and b > 0:
+        a, b, low, high = math.log(a), math.log(b), math.log(low), math.log(high)
+    width = high - low
+    return width > 0 and abs(a - b) <= tolerance * width
+
+
 def claim_config(
     study: optuna.Study,
     trial: FrozenTrial,

@@ -39,9 +39,8 @@ from optuna_llm.llm.prompts import DEFAULT_EXAMPLE, DEFAULT_RATIONALE, PromptSet
 from optuna_llm.llm.proposer import ExchangeLog, Proposal, ProposalFailed, Proposer
 from optuna_llm.samplers._history import (
     claim_config,
-    describe_state,
-    duplicate_of,
     has_given_params,
+    repeat_reason,
     same_value,
     space_of_other_trials,
 )
@@ -324,10 +323,9 @@ class LLMSampler(BaseSampler):
             ) -> str | None:
                 if any(all(same_value(params.get(k), v) for k, v in r.items()) for r in refused):
                     return "another worker has just claimed it"
-                other = duplicate_of(
+                return repeat_reason(
                     params, trials, exclude_number=trial.number, search_space=search_space
                 )
-                return None if other is None else describe_state(other)
 
             proposal = self._proposer.propose(
                 search_space,

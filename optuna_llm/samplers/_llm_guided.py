@@ -71,9 +71,8 @@ from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed
 from optuna_llm.llm.proposer import Proposer
 from optuna_llm.samplers._history import (
     claim_config,
-    describe_state,
-    duplicate_of,
     has_given_params,
+    repeat_reason,
     space_of_other_trials,
 )
 from optuna_llm.samplers._lhs import LatinHypercubeSampler
@@ -573,10 +572,9 @@ class LLMGuidedSampler(BaseSampler):
         others = [t for t in trials if t.number != trial.number]
 
         def forbidden(params: Mapping[str, Any]) -> str | None:
-            other = duplicate_of(
+            return repeat_reason(
                 params, others, exclude_number=trial.number, search_space=search_space
             )
-            return None if other is None else describe_state(other)
 
         box: dict[str, Any] = {
             name: list(d.choices) if isinstance(d, CategoricalDistribution) else (d.low, d.high)

@@ -35,10 +35,10 @@ from optuna_llm.llm.prompts import PromptSettings
 from optuna_llm.llm.proposer import ExchangeLog, ProposalFailed, Proposer
 from optuna_llm.samplers._history import (
     claim_config,
-    describe_state,
     duplicate_of,
     has_given_params,
     jsonable_params,
+    repeat_reason,
 )
 from optuna_llm.samplers._llm import LLMSampler, study_token_total
 
@@ -269,10 +269,9 @@ class LLMSeededSampler(BaseSampler):
         log = ExchangeLog()
 
         def forbidden(params: Mapping[str, Any]) -> str | None:
-            other = duplicate_of(
+            return repeat_reason(
                 params, trials, exclude_number=trial.number, search_space=search_space
             )
-            return None if other is None else describe_state(other)
 
         try:
             proposals = self._proposer.propose(

@@ -134,6 +134,26 @@ def test_repeated_configuration_is_refused_and_asked_again() -> None:
     assert retry["temperature"] > 0  # a retry samples hotter than temperature=0
 
 
+def test_a_configuration_repeated_up_to_rounding_is_refused_too() -> None:
+    # Trial 0 is at full precision (a fallback's draw); the model writes it back shortened
+    # to 4 decimals, as Gemma 270M did with the prompt's history: that is no choice.
+    space = {"x": SPACE["x"]}
+    study = optuna.create_study()
+    study.add_trial(
+        optuna.trial.create_trial(params={"x": 3.232202558909872}, distributions=space, value=1.0)
+    )
+    replies = [
+        Reply(json.dumps({"config": {"x": 3.2322}})),
+        Reply(json.dumps({"config": {"x": 3.3}})),
+    ]
+    with ScriptedOpenAIServer(replies) as server:
+        study.sampler = LLMSampler("p", client=client_for(server), search_space=space, seed=0)
+        study.optimize(lambda t: t.suggest_float("x", -5.0, 10.0), n_trials=1)
+        retry = server.requests[1]
+    assert study.trials[1].params["x"] == 3.3 and study.trials[1].user_attrs["source"] == "llm"
+    assert "up to rounding" in retry["messages"][-1]["content"]
+
+
 def test_with_candidates_a_repeat_in_the_answer_is_skipped_without_another_request() -> None:
     first = {"x": 1.5, "n": 8, "c": "b"}
     second = {"x": -1.0, "n": 2, "c": "a"}
