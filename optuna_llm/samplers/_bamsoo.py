@@ -97,21 +97,6 @@ class _GPModel:
             gpr_cache=cache,
         )
 
-    def believe(self, X: np.ndarray) -> bool:
-        """Add the points ``X`` (running trials) at their posterior mean, the kernel kept
-        (Kriging believer, as Optuna's GPSampler treats running trials): the posterior
-        variance shrinks around them, the mean does not move. False where this Optuna's
-        GP cannot (no ``append_running_data``)."""
-        import torch
-
-        if len(X) == 0 or not hasattr(self.gpr, "append_running_data"):
-            return False
-        x = torch.from_numpy(np.asarray(X, dtype=np.float64))
-        with torch.no_grad():
-            mean, _ = self.gpr.posterior(x)
-        self.gpr.append_running_data(x, mean)
-        return True
-
     def bounds(self, x: np.ndarray, width: float) -> tuple[float, float]:
         """``(LCB, UCB) = mu -/+ width * sigma`` at one point ``x`` (GP representation)."""
         import torch
@@ -188,7 +173,6 @@ class BaMSOOSampler(_TreeSampler):
         n_startup_trials: int = 3,
         max_gp_points: int = 300,
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
-        believe_running: bool = False,
     ) -> None:
         super().__init__(
             k=k,
@@ -213,7 +197,6 @@ class BaMSOOSampler(_TreeSampler):
         self._eta = float(eta)
         self._n_startup_trials = n_startup_trials
         self._gpr_cache: GPRegressor | None = None
-        self._believe_running = bool(believe_running)
 
     @property
     def _key_estimates(self) -> str:
@@ -286,23 +269,10 @@ class BaMSOOSampler(_TreeSampler):
         def point(node: Node) -> np.ndarray:
             return ctx.space.snap(ctx.point(node))
 
-        lies: dict[Node, float] = {}
-
         def liar(node: Node) -> float:
             if model is None:
                 return worst
-            if node not in lies:
-                lies[node] = model.bounds(point(node), width_now)[0]
-            return lies[node]
-
-        if model is not None and self._believe_running and records.pending:
-            # The liar values come from the GP of the finished trials; the UCB test then sees
-            # the running trials' points at their mean, so it does not evaluate their
-            # neighbourhood again for the variance they are about to remove.
-            pending = sorted(records.pending)
-            for node in pending:
-                liar(node)
-            model.believe(np.stack([point(node) for node in pending]))
+            return model.bounds(point(node), width_now)[0]
 
         known = self._known_points(study, trials, ctx)
 
