@@ -173,7 +173,6 @@ class BaMSOOSampler(_TreeSampler):
         n_startup_trials: int = 3,
         max_gp_points: int = 300,
         constraints_func: Callable[[FrozenTrial], Sequence[float]] | None = None,
-        pending_cap: int | None = None,
     ) -> None:
         super().__init__(
             k=k,
@@ -198,7 +197,6 @@ class BaMSOOSampler(_TreeSampler):
         self._eta = float(eta)
         self._n_startup_trials = n_startup_trials
         self._gpr_cache: GPRegressor | None = None
-        self._pending_cap = pending_cap
 
     @property
     def _key_estimates(self) -> str:
@@ -286,7 +284,7 @@ class BaMSOOSampler(_TreeSampler):
             return None if ucb >= model.best else lcb
 
         tree.set_liar(liar)
-        plan = tree.plan(decide=decide, pending_cap=self._pending_cap)
+        plan = tree.plan(decide=decide)
         plan.reason = reason
         return plan
 

@@ -295,19 +295,14 @@ class Tree:
         self._mark_expanded(node, sweep)
         self._cursor = (sweep, node[0], -math.inf if value is None else value)
 
-    def _advance_sweep(self, pending_cap: int | None = None) -> bool:
+    def _advance_sweep(self) -> bool:
         limit = min(self.max_depth, h_max(self.n_for_depth_limit()))
-        in_flight: dict[int, int] = {}
-        for node in self.records.pending:
-            in_flight[node[0]] = in_flight.get(node[0], 0) + 1
         # Past h_max only when nothing within it can be expanded (in a small discrete space
         # the shallow cells are soon exhausted): the deeper leaves are the points left.
         for depth_limit in dict.fromkeys((limit, self.max_depth)):
             sweep, depth, v_max = self.cursor()
             for _ in range(2):  # finish the current sweep, else start the next one
                 for h in range(depth + 1, depth_limit + 1):
-                    if pending_cap is not None and in_flight.get(h + 1, 0) >= pending_cap:
-                        continue  # enough of this depth's children are being evaluated
                     best = self._best_leaf(h)
                     if best is None:
                         continue
@@ -332,12 +327,7 @@ class Tree:
             return key, node
         return None
 
-    def plan(
-        self,
-        decide: Callable[[Node, int], float | None],
-        max_steps: int = 10_000,
-        pending_cap: int | None = None,
-    ) -> Plan:
+    def plan(self, decide: Callable[[Node, int], float | None], max_steps: int = 10_000) -> Plan:
         """Next node to evaluate.
 
         ``decide(node, N)`` returns None to evaluate a free node, or a value to take instead
@@ -357,8 +347,6 @@ class Tree:
                 n_decided += 1
                 self.add_estimate(node, estimate, sweep, math.inf)
                 estimates[node] = (estimate, sweep)
-            if not self._advance_sweep(pending_cap):
-                if pending_cap is None:
-                    break
-                pending_cap = None  # nothing left under the cap: plan as without it
+            if not self._advance_sweep():
+                break
         return Plan(None, 0, estimates)
