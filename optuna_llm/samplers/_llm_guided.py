@@ -63,7 +63,7 @@ from optuna_llm._attrs import (
 )
 from optuna_llm._compat import constraint_values
 from optuna_llm._dashboard import record_choice
-from optuna_llm.llm.base import ChatClient
+from optuna_llm.llm.base import ChatClient, enforces_schema
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptSettings
@@ -302,6 +302,7 @@ class _SalvagingClient:
     def __init__(self, inner: ChatClient, max_tokens: int) -> None:
         self._inner = inner
         self._max_tokens = max_tokens
+        self.enforces_schema = enforces_schema(inner)  # the Proposer's ask depends on it
 
     @property
     def model(self) -> str:

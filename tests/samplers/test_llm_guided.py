@@ -101,6 +101,17 @@ def test_good_answers_are_used_inside_the_box_with_the_state_in_the_prompt() -> 
         assert study.trials[number].user_attrs["rationale"] == "random but valid"
 
 
+def test_a_client_that_enforces_the_schema_is_asked_without_values_to_copy() -> None:
+    with ScriptedOpenAIServer(random_valid_responder(seed=3)) as server:
+        client = client_for(server.base_url)
+        client.enforces_schema = True  # type: ignore[misc]  # as the embedded model declares
+        run(client, n_trials=6, gate_tolerance=None)
+        [request] = server.requests
+    ask = request["messages"][-1]["content"]
+    assert "the values below only show the format" not in ask
+    assert 'with a value for each of "x", "n", "c"' in ask
+
+
 @pytest.mark.parametrize("server_kind", ["garbage", "dead", "http500"])
 def test_a_failing_llm_gives_the_optimizers_own_proposal_never_a_random_one(
     server_kind: str,
