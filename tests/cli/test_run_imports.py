@@ -3,8 +3,10 @@
 Optuna's GP code (``optuna._gp``) imports torch, which takes seconds to import (4.8 s against
 0.45 s for a worker start, measured at load 9): when ``optuna_llm/_compat.py`` imported it at
 module level, every worker paid that, and so did every replacement of a killed worker in the
-fault benchmark. Each test runs a real worker process to the end of its trials, through the
-``optuna-llm`` entry point (``optuna_llm.cli.main``), and reads ``sys.modules`` afterwards.
+fault benchmark. The same for scipy.stats (seconds too), which building the ``optuna-llm``
+parser imported through ``optuna_llm.bench`` (the ``bench`` sub-command's presets). Each test
+runs a real worker process to the end of its trials, through the ``optuna-llm`` entry point
+(``optuna_llm.cli.main``), and reads ``sys.modules`` afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ PROBE = textwrap.dedent(
     import json, sys
     from optuna_llm.cli import main
     rc = main(sys.argv[1:])
-    heavy = [name for name in ("torch", "openai", "llama_cpp", "litgpt") if name in sys.modules]
+    heavy = ("torch", "scipy", "openai", "llama_cpp", "litgpt")
+    heavy = [name for name in heavy if name in sys.modules]
     print("IMPORTED " + json.dumps(heavy))
     sys.exit(rc)
     """
@@ -65,4 +68,4 @@ def test_bamsoo_imports_torch_only_once_it_fits_its_gp(tmp_path: Path) -> None:
     assert first == []
     later = _run_worker(tmp_path, "bamsoo", 12)
     assert "torch" in later  # the GP ran: the probe can see torch when it is there
-    assert "openai" not in later
+    assert "openai" not in later and "llama_cpp" not in later
