@@ -8,7 +8,7 @@ imported at the end (from ``sys.modules``). ``--code DIR`` runs another checkout
 (e.g. ``git archive <commit> | tar -x -C DIR``) to compare before and after a change.
 
     nice -n 19 .venv/bin/python scripts/worker_start.py
-    nice -n 19 .venv/bin/python scripts/worker_start.py --code /tmp/before --samplers soo,tpe
+    nice -n 19 .venv/bin/python scripts/worker_start.py --code /tmp/before --code . --samplers soo
 """
 
 from __future__ import annotations
@@ -63,25 +63,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samplers", default="random,tpe,lhs,soo,bamsoo,gp")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--code", type=Path, default=ROOT, help="checkout to run (PYTHONPATH)")
+    parser.add_argument(
+        "--code", type=Path, action="append", default=None,
+        help="checkout to run (PYTHONPATH); repeat to compare: the runs alternate between "
+        "them, so a change of load hits each alike (default: this checkout)",
+    )  # fmt: skip
     args = parser.parse_args()
-    code = args.code.resolve()
-    print(f"code: {code}; {args.repeat} starts each; load average {os.getloadavg()[0]:.1f}")
+    codes = [c.resolve() for c in (args.code or [ROOT])]
+    print(f"{args.repeat} starts each, alternating; load average {os.getloadavg()[0]:.1f}")
     print()
-    print("| sampler | median start + 1 trial, s | min s | max s | heavy packages imported |")
-    print("|---|---|---|---|---|")
+    print(
+        "| code | sampler | median start + 1 trial, s | min s | max s | heavy packages imported |"
+    )
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for sampler in args.samplers.split(","):
-            one_start(code, sampler, Path(tmp), -1)  # warm the page cache and .pyc files
-            walls, imported = [], []
+            walls: dict[Path, list[float]] = {c: [] for c in codes}
+            imported: dict[Path, list[str]] = {}
+            for code in codes:
+                one_start(code, sampler, Path(tmp), -1)  # warm the page cache and .pyc files
+                os.remove(Path(tmp) / f"{sampler}--1.db")
             for i in range(args.repeat):
-                wall, imported = one_start(code, sampler, Path(tmp), i)
-                walls.append(wall)
-            print(
-                f"| {sampler} | {statistics.median(walls):.2f} | {min(walls):.2f} | "
-                f"{max(walls):.2f} | {', '.join(imported) or 'none'} |",
-                flush=True,
-            )
+                for code in codes:
+                    wall, imported[code] = one_start(code, sampler, Path(tmp), i)
+                    walls[code].append(wall)
+                    os.remove(Path(tmp) / f"{sampler}-{i}.db")
+            for code in codes:
+                w = walls[code]
+                print(
+                    f"| {code} | {sampler} | {statistics.median(w):.2f} | {min(w):.2f} | "
+                    f"{max(w):.2f} | {', '.join(imported[code]) or 'none'} |",
+                    flush=True,
+                )
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
