@@ -278,10 +278,18 @@ def finish_trial(
                 finished_elsewhere = current.state.is_finished()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                frozen = study.tell(
-                    trial, None if state is not None else values, state=state,
-                    skip_if_finished=True,
-                )  # fmt: skip
+                try:
+                    frozen = study.tell(
+                        trial, None if state is not None else values, state=state,
+                        skip_if_finished=True,
+                    )  # fmt: skip
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    # Another worker's heartbeat check failed the trial between Optuna's
+                    # finished-check of skip_if_finished and its write: as if it had come first.
+                    frozen = study._storage.get_trial(trial._trial_id)
+                    if not frozen.state.is_finished():
+                        raise
+                    return frozen, []
             return frozen, [str(w.message) for w in caught]
 
         def fail_and_retry() -> tuple[FrozenTrial, list[str], str]:

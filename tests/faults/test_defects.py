@@ -197,3 +197,33 @@ def test_a_trial_failed_by_another_workers_check_while_it_samples_does_not_end_t
     assert states.count(TrialState.COMPLETE) >= 2
     err = capsys.readouterr().err
     assert "trial 0 was failed by another worker's heartbeat check" in err, err
+
+
+def test_a_trial_failed_by_another_workers_check_while_it_is_told_does_not_end_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The 8 x 200 BaMSOO db-restart case on f8307a1: `study.tell(..., skip_if_finished=True)`
+    # read the trial RUNNING, another worker's stale check failed it, then tell's write raised
+    # UpdateFinishedTrialError and the worker exited 1. Here the other worker's write lands
+    # (through the real storage) just before this worker's first state write.
+    from optuna_llm._compat import unwrap_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'told.db'}", heartbeat=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="told")
+    backend = unwrap_storage(study._storage)
+    write = backend.set_trial_state_values
+    raced: list[int] = []
+
+    def late_write(trial_id: int, state: TrialState, values: object = None) -> bool:
+        if state == TrialState.COMPLETE and not raced:
+            raced.append(trial_id)
+            write(trial_id, TrialState.FAIL)  # the other worker's check, first
+        return write(trial_id, state, values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "set_trial_state_values", late_write)
+    run_worker(study, lambda t: t.suggest_float("x", 0.0, 1.0), 3, progress=None)
+    states = [t.state for t in study.get_trials()]
+    assert raced and states[0] == TrialState.FAIL
+    assert states.count(TrialState.COMPLETE) >= 2
+    err = capsys.readouterr().err
+    assert "trial 0 was failed by another worker's heartbeat check" in err, err
