@@ -13,22 +13,13 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna._gp import gp as optuna_gp
-from optuna._gp import prior as optuna_gp_prior
-from optuna._gp.gp import GPRegressor
-from optuna._gp.search_space import (
-    SearchSpace,
-    _normalize_one_param,
-    _round_one_normalized_param,
-    _ScaleType,
-    _unnormalize_one_param,
-)
 from optuna._transform import _SearchSpaceTransform
 from optuna.artifacts._protocol import ArtifactStore  # the store type; optuna does not export it
 from optuna.samplers._base import _process_constraints_after_trial
@@ -36,6 +27,45 @@ from optuna.storages import BaseStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY as CONSTRAINTS_KEY
+
+if TYPE_CHECKING:
+    from optuna._gp import gp as optuna_gp
+    from optuna._gp import prior as optuna_gp_prior
+    from optuna._gp.gp import GPRegressor
+    from optuna._gp.search_space import (
+        SearchSpace,
+        _normalize_one_param,
+        _round_one_normalized_param,
+        _ScaleType,
+        _unnormalize_one_param,
+    )
+
+# Optuna's GP code imports torch (seconds, and hundreds of MB, for a worker of any sampler):
+# these names are imported when first used (PEP 562), so that only BaMSOO's GP and the SOO
+# partition pay for it. ``name: (module, attribute or None for the module itself)``.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "optuna_gp": ("optuna._gp.gp", None),
+    "optuna_gp_prior": ("optuna._gp.prior", None),
+    "GPRegressor": ("optuna._gp.gp", "GPRegressor"),
+    "SearchSpace": ("optuna._gp.search_space", "SearchSpace"),
+    "_normalize_one_param": ("optuna._gp.search_space", "_normalize_one_param"),
+    "_round_one_normalized_param": ("optuna._gp.search_space", "_round_one_normalized_param"),
+    "_ScaleType": ("optuna._gp.search_space", "_ScaleType"),
+    "_unnormalize_one_param": ("optuna._gp.search_space", "_unnormalize_one_param"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names of :data:`_LAZY`, imported on first use (and kept as module attributes)."""
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
 
 OPTUNA_VERSION: tuple[int, ...] = tuple(
     int(part) for part in optuna.__version__.split(".")[:2] if part.isdigit()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -31,7 +32,15 @@ EXAMPLES = (
 
 
 class StorageError(ValueError):
-    """A storage URL that cannot work, with a one-line message that says how to fix it."""
+    """A storage URL that cannot work, with a one-line message that says how to fix it.
+
+    ``unreachable`` is true when the URL may be right but nothing answered there (connection
+    refused, the server starting up or shutting down): waiting may help, fixing the URL may not.
+    """
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def normalize_url(url: str) -> str:
@@ -63,13 +72,36 @@ def make_storage(
     grace_period: int | None = None,
     max_retry: int = 3,
     must_exist: bool = False,
+    patience: float = 0.0,
+    patience_flag: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeat and retry of dead workers' trials, or a journal file.
 
     ``heartbeat=0`` turns heartbeats (and so the retry of a dead worker's trial) off.
     ``must_exist`` refuses a SQLite or journal file that does not exist yet (instead of
     creating an empty one). Raises :class:`StorageError` for a URL that cannot work.
+
+    A database server that does not answer yet (connection refused, starting up: a worker
+    started before its database, or during a restart) is waited for up to ``patience``
+    seconds, with back-off (0.25 s doubling to 5 s, the last try at ``patience``); ``log`` gets
+    one line when the wait
+    begins. Then the error is raised with ``unreachable=True``; its message names the URL and,
+    if given, ``patience_flag`` (the option that set the wait: ``--storage-patience`` of
+    ``run``).
+
+    Example:
+        >>> try:
+        ...     make_storage("postgresql+psycopg2://u@127.0.0.1:1/db", patience=0.3,
+        ...                  patience_flag="--storage-patience")
+        ... except StorageError as exc:
+        ...     print(exc.unreachable, "Waited 0 s for it (--storage-patience 0.3)" in str(exc))
+        True True
     """
+    if not patience >= 0:
+        raise StorageError(
+            f"{patience_flag or 'patience'} must be 0 or more seconds, got {patience}."
+        )
     if heartbeat < 0:
         raise StorageError(
             f"--heartbeat-interval must be 0 (off) or a number of seconds, got {heartbeat}."
@@ -80,15 +112,46 @@ def make_storage(
         raise StorageError(f"Storage {url!r} is not a URL. Use {EXAMPLES}.")
     url = normalize_url(url)
     _check_url(url, must_exist=must_exist)
-    if heartbeat == 0:
-        return _rdb_storage(url)
-    callback_kw, callback = retry_stale_trial_callback(max_retry)
-    kwargs: dict[str, Any] = {
-        "heartbeat_interval": heartbeat,
-        "grace_period": grace_period,
-        callback_kw: callback,
-    }
-    return _rdb_storage(url, **kwargs)
+    kwargs: dict[str, Any] = {}
+    if heartbeat != 0:
+        callback_kw, callback = retry_stale_trial_callback(max_retry)
+        kwargs = {
+            "heartbeat_interval": heartbeat,
+            "grace_period": grace_period,
+            callback_kw: callback,
+        }
+    return _wait_for_rdb_storage(url, kwargs, patience, patience_flag, log)
+
+
+def _wait_for_rdb_storage(
+    url: str,
+    kwargs: dict[str, Any],
+    patience: float,
+    flag: str | None,
+    log: Callable[[str], None] | None,
+) -> optuna.storages.RDBStorage:
+    started = time.monotonic()
+    delay = 0.25
+    while True:
+        try:
+            return _rdb_storage(url, **kwargs)
+        except StorageError as exc:
+            if not exc.unreachable:
+                raise
+            waited = time.monotonic() - started
+            if waited >= patience:
+                if flag is None:
+                    raise
+                raise StorageError(
+                    f"{exc} Waited {waited:.0f} s for it ({flag} {patience:g}); a longer "
+                    f"{flag} waits longer for a database that is still starting.",
+                    unreachable=True,
+                ) from None
+            if delay == 0.25 and log is not None:
+                how = f" ({flag}); Ctrl-C or {flag} 0 to stop at once" if flag else ""
+                log(f"warning: {exc} Waiting up to {patience:g} s for it{how}.")
+            time.sleep(min(delay, patience - waited))
+            delay = min(2 * delay, 5.0)
 
 
 def _journal_storage(path: str, *, must_exist: bool) -> optuna.storages.BaseStorage:
@@ -173,7 +236,15 @@ def _connection_error(url: str, exc: BaseException) -> StorageError | None:
     if "connection refused" in lowered or "can't connect" in lowered:
         return StorageError(
             f"Cannot connect to {backend} at {where} ({shown}): connection refused. Start the "
-            "server there, or fix the host and port in the URL."
+            "server there, or fix the host and port in the URL.",
+            unreachable=True,
+        )
+    if any(s in lowered for s in _NOT_ANSWERING):
+        return StorageError(
+            f"The {backend} server at {where} ({shown}) does not accept connections now: "
+            f"{text.strip().splitlines()[0] if text.strip() else type(exc).__name__}. Wait "
+            "for it to finish starting (or start it again).",
+            unreachable=True,
         )
     if "could not translate host name" in lowered or "name or service not known" in lowered:
         return StorageError(
@@ -193,6 +264,17 @@ def _connection_error(url: str, exc: BaseException) -> StorageError | None:
 
 
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+_NOT_ANSWERING = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "server closed the connection unexpectedly",
+    "connection reset by peer",
+    "lost connection to mysql server",
+)
+"""What a server says (PostgreSQL, MySQL) while it starts, stops or restarts: worth a wait."""
 
 
 def _rdb_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:

@@ -6,6 +6,7 @@ for 10 s and started again. Prints a Markdown table, one row per sampler x scena
     .venv/bin/python scripts/faults.py --workers 4 --trials 40 --samplers soo,lhs
     .venv/bin/python scripts/faults.py --scenarios db-restart --json out.json
     .venv/bin/python scripts/faults.py --samplers soo --scenarios db-restart --keep-logs /tmp/f
+    .venv/bin/python scripts/faults.py --table-from out.json   # print a saved run's table again
 
 The database is a PostgreSQL server of the script's own (``initdb``/``pg_ctl`` of the
 installed server, another port, a temporary directory; see tests/helpers/pg_instance.py): the
@@ -17,11 +18,12 @@ HTTP 500 and dropped connections.
 Columns (goal in the header; a missed goal in bold): COMPLETE trials against --n-trials;
 duplicated parameter vectors among COMPLETE trials; duplicated SOO/BaMSOO nodes among COMPLETE
 trials; trials a fault hit (FAIL, or left RUNNING/WAITING) that are FAIL with exactly one
-retry; hit trials given up at --max-retry (their slot went to a fresh trial; misses of the
-retried-once goal); workers still running at the end; wall time; kills (those that landed inside the
-objective); workers that exited non-zero without being killed (replaced, as a supervisor
-would); trials left RUNNING/WAITING; LHS: (dimension, stratum) pairs not hit exactly once per
-Latin block.
+retry; the other hit trials in two columns: given up at --max-retry (killed max_retry + 1 times
+in a row, so not retried again by design; their slot went to a fresh trial) and lost (FAIL
+never retried, retried twice, or left RUNNING: a defect); workers still running at the end;
+wall time; kills (those that landed inside the objective); workers that exited non-zero
+without being killed (replaced, as a supervisor would); trials left RUNNING/WAITING; LHS:
+(dimension, stratum) pairs not hit exactly once per Latin block.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from tests.helpers.fault_driver import (  # noqa: E402
     FaultCase,
     as_json,
     format_table,
+    from_json,
     run_case,
 )
 from tests.helpers.pg_instance import PgInstance  # noqa: E402
@@ -71,10 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
+        "--table-from", type=Path, default=None, metavar="JSON",
+        help="run nothing: print the table of results written earlier with --json",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep-logs", type=Path, default=None, metavar="DIR",
         help="keep each case's worker logs (stderr, stack dumps of stuck workers) under DIR",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.table_from is not None:
+        print(format_table(from_json(args.table_from.read_text())))
+        return 0
 
     # Ctrl-C or a plain kill: unwind through the `with` below so the instance is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

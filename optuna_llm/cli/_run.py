@@ -99,8 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how long a storage that stops answering (a database restart) is waited for, with "
-        "back-off, before the worker gives up; rerunning it resumes the study",
+        help="how long a storage that does not answer (a database restarting, or not started "
+        "yet when the worker starts) is waited for, with back-off, before the worker gives up "
+        "(exit code 1); rerunning it resumes the study; 0 gives up at once",
     )
     add_flag(parser, "--quiet", action="store_true", help="print nothing but errors")
     parser.set_defaults(func=main)
@@ -117,8 +118,9 @@ def main(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     from optuna_llm.samplers import make_sampler
-    from optuna_llm.storage import make_storage
+    from optuna_llm.storage import StorageError, make_storage
     from optuna_llm.worker import (
+        StorageRetry,
         StorageUnavailableError,
         count_budget,
         open_study,
@@ -145,22 +147,41 @@ def main(args: argparse.Namespace) -> int:
         objective = resolve_objective(args.objective, objective_kwargs)
         kwargs = {**sampler_kwargs(args.sampler, args), **extra}
         sampler = make_sampler(args.sampler, seed=args.seed, **kwargs)
+        # A worker started before its database (or during a restart) waits for it.
         storage = make_storage(
             args.storage,
             heartbeat=args.heartbeat_interval,
             grace_period=args.grace_period,
             max_retry=args.max_retry,
+            patience=args.storage_patience,
+            patience_flag="--storage-patience",
+            log=_print_error,
         )
-        study = open_study(storage, args.study_name, sampler, directions)
-        study.set_user_attr(STUDY_N_TRIALS, args.n_trials)  # LLM samplers state the budget
+        retry = StorageRetry(args.storage_patience, reset=getattr(storage, "remove_session", None))
+        study = retry(
+            "opening the study",
+            lambda: open_study(storage, args.study_name, sampler, directions),
+        )
+        # LLM samplers state the budget.
+        retry("writing the budget", lambda: study.set_user_attr(STUDY_N_TRIALS, args.n_trials))
         # The same --seed on every worker must not mean the same draws in every worker.
-        own = reseed_for_worker(
-            study, args.sampler, args.seed, lambda s: make_sampler(args.sampler, seed=s, **kwargs)
+        own = retry(
+            "joining the study",
+            lambda: reseed_for_worker(
+                study,
+                args.sampler,
+                args.seed,
+                lambda s: make_sampler(args.sampler, seed=s, **kwargs),
+            ),
         )
         seed_note = "" if own is None else f", seed {own}: its own from --seed {args.seed}"
+    except StorageUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        # 1: nothing answered at the URL (rerun when the database is up); 2: a wrong argument.
+        return 1 if isinstance(exc, StorageError) and exc.unreachable else 2
 
     progress = None if args.quiet else _flush_print
     if progress is not None:
@@ -189,6 +210,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _flush_print(line: str) -> None:
     print(line, flush=True)
+
+
+def _print_error(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

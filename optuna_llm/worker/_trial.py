@@ -267,14 +267,29 @@ def finish_trial(
         except (Exception, KeyboardInterrupt) as exc:
             state, error = TrialState.FAIL, exc
         outage = error is not None and _counts_as_outage(error)
+        # The objective (or the sampler inside it) wrote to the trial after another worker's
+        # heartbeat check had failed it: not an error of the objective, the worker goes on.
+        finished_elsewhere = False
 
         def tell() -> tuple[FrozenTrial, list[str]]:
+            nonlocal finished_elsewhere
+            if isinstance(error, optuna.exceptions.UpdateFinishedTrialError):
+                current = study._storage.get_trial(trial._trial_id)
+                finished_elsewhere = current.state.is_finished()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                frozen = study.tell(
-                    trial, None if state is not None else values, state=state,
-                    skip_if_finished=True,
-                )  # fmt: skip
+                try:
+                    frozen = study.tell(
+                        trial, None if state is not None else values, state=state,
+                        skip_if_finished=True,
+                    )  # fmt: skip
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    # Another worker's heartbeat check failed the trial between Optuna's
+                    # finished-check of skip_if_finished and its write: as if it had come first.
+                    frozen = study._storage.get_trial(trial._trial_id)
+                    if not frozen.state.is_finished():
+                        raise
+                    return frozen, []
             return frozen, [str(w.message) for w in caught]
 
         def fail_and_retry() -> tuple[FrozenTrial, list[str], str]:
@@ -302,8 +317,8 @@ def finish_trial(
     finally:
         if started.beat is not None:
             started.beat.stop()
-    if frozen.state == TrialState.FAIL and error is None:
-        if warned:
+    if frozen.state == TrialState.FAIL and (error is None or finished_elsewhere):
+        if warned and error is None:
             log(f"warning: trial {trial.number} failed: {warned[-1]}")
         else:
             log(

@@ -272,22 +272,28 @@ def _refused_port() -> int:
 
 
 @pytest.mark.parametrize(
-    ("url", "fix"),
+    ("url", "fix", "code"),
     [
-        ("sqlite:///{tmp}/no/such/folder/s.db", "mkdir -p {tmp}/no/such/folder"),
-        ("postgresql+psycopg2://postgres@127.0.0.1:5432/optuna_llm_no_such_db", "createdb"),
-        ("postgresql+psycopg2://postgres@127.0.0.1:{port}/db", "connection refused"),
-        ("foo://host/db", "unknown database 'foo'"),
+        ("sqlite:///{tmp}/no/such/folder/s.db", "mkdir -p {tmp}/no/such/folder", 2),
+        ("postgresql+psycopg2://postgres@127.0.0.1:5432/optuna_llm_no_such_db", "createdb", 2),
+        # Nothing answers: exit 1, as for a storage lost during the run (rerun it later).
+        ("postgresql+psycopg2://postgres@127.0.0.1:{port}/db", "connection refused", 1),
+        ("foo://host/db", "unknown database 'foo'", 2),
     ],
     ids=["sqlite-folder", "postgres-database", "port-refused", "unknown-scheme"],
 )
-def test_a_bad_storage_url_prints_one_line_with_the_fix(tmp_path: Path, url: str, fix: str) -> None:
+def test_a_bad_storage_url_prints_one_line_with_the_fix(
+    tmp_path: Path, url: str, fix: str, code: int
+) -> None:
     port = _refused_port()
     url = url.format(tmp=tmp_path, port=port)
+    # --storage-patience 0: a refused port is not waited for (the default waits 60 s for a
+    # database that is starting: tests/faults/test_start_before_database.py).
     cmd = [sys.executable, "-m", "optuna_llm.cli._run", "--objective", "branin",
-           "--storage", url, "--study-name", "s", "--n-trials", "2"]  # fmt: skip
+           "--storage", url, "--study-name", "s", "--n-trials", "2",
+           "--storage-patience", "0"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.returncode == code, out.stdout + out.stderr
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr

@@ -173,3 +173,57 @@ def test_a_retry_chain_given_up_at_max_retry_gives_its_slot_to_a_fresh_trial(
     assert "retry_history" not in trials[2].system_attrs
     assert trials[1].system_attrs.get("optuna_llm:given_up") == 1  # not retried a second time
     assert "--max-retry 1" in trials[1].user_attrs["given_up"]
+
+
+def test_a_trial_failed_by_another_workers_check_while_it_samples_does_not_end_the_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The 8 x 200 BaMSOO kill case at load 16: a worker's heartbeats came later than the grace
+    # period, another worker's stale check failed its trial, and the sampler's next write to
+    # that trial (SOO's node claim, inside suggest_float) raised UpdateFinishedTrialError in
+    # the objective; the worker re-raised it and exited 1 (12 crashes in one case). Here the
+    # other worker's check is done by hand between the start of trial 0 and its first suggest.
+    storage = make_storage(f"sqlite:///{tmp_path / 'late.db'}", heartbeat=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="late")
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 0:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    run_worker(study, objective, 3, progress=None)  # raised UpdateFinishedTrialError before
+    states = [t.state for t in study.get_trials()]
+    assert states[0] == TrialState.FAIL
+    assert states.count(TrialState.COMPLETE) >= 2
+    err = capsys.readouterr().err
+    assert "trial 0 was failed by another worker's heartbeat check" in err, err
+
+
+def test_a_trial_failed_by_another_workers_check_while_it_is_told_does_not_end_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The 8 x 200 BaMSOO db-restart case on f8307a1: `study.tell(..., skip_if_finished=True)`
+    # read the trial RUNNING, another worker's stale check failed it, then tell's write raised
+    # UpdateFinishedTrialError and the worker exited 1. Here the other worker's write lands
+    # (through the real storage) just before this worker's first state write.
+    from optuna_llm._compat import unwrap_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'told.db'}", heartbeat=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="told")
+    backend = unwrap_storage(study._storage)
+    write = backend.set_trial_state_values
+    raced: list[int] = []
+
+    def late_write(trial_id: int, state: TrialState, values: object = None) -> bool:
+        if state == TrialState.COMPLETE and not raced:
+            raced.append(trial_id)
+            write(trial_id, TrialState.FAIL)  # the other worker's check, first
+        return write(trial_id, state, values)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "set_trial_state_values", late_write)
+    run_worker(study, lambda t: t.suggest_float("x", 0.0, 1.0), 3, progress=None)
+    states = [t.state for t in study.get_trials()]
+    assert raced and states[0] == TrialState.FAIL
+    assert states.count(TrialState.COMPLETE) >= 2
+    err = capsys.readouterr().err
+    assert "trial 0 was failed by another worker's heartbeat check" in err, err

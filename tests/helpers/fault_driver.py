@@ -125,7 +125,8 @@ class CaseResult:
     hit_failed_retried_once: int = 0
     given_up: int = 0
     """Hit trials whose retry chain reached --max-retry (marked given up by the worker: their
-    slot in --n-trials went to a fresh trial). They are misses of the retried-once goal."""
+    slot in --n-trials went to a fresh trial). They are misses of the retried-once goal: a
+    trial killed ``max_retry + 1`` times in a row is, by ``--max-retry``, not retried again."""
     failed: int = 0
     left_running: int = 0
     stuck_workers: int = 0
@@ -144,6 +145,12 @@ class CaseResult:
     """``{pid: the stacks of every thread}`` of the workers stuck at the end."""
     logs: str | None = None
     """Where the workers' logs were kept (``keep_logs``), else ``None``."""
+
+    @property
+    def other_misses(self) -> int:
+        """Hit trials neither FAIL with one retry nor given up at --max-retry: FAIL and never
+        retried, retried more than once, or left RUNNING/WAITING (a loss, whatever the cause)."""
+        return self.hit_trials - self.hit_failed_retried_once - self.given_up
 
     def goals_met(self) -> dict[str, bool]:
         goals = {
@@ -662,7 +669,9 @@ def format_table(results: list[CaseResult]) -> str:
     header = (
         "| sampler | scenario | workers | COMPLETE / requested (goal =) | dup. vectors (goal 0) "
         "| dup. nodes (goal 0) | hit trials FAIL + retried once (goal all) "
-        "| given up at --max-retry | stuck workers (goal 0) | wall s | kills (in objective) "
+        "| of the others: given up at --max-retry | of the others: lost (not retried, retried "
+        "twice, left RUNNING) "
+        "| stuck workers (goal 0) | wall s | kills (in objective) "
         "| worker crashes "
         "| left RUNNING | LHS strata off (goal 0) |"
     )
@@ -685,6 +694,7 @@ def format_table(results: list[CaseResult]) -> str:
                         f"{r.hit_failed_retried_once} / {r.hit_trials}",
                     ),
                     str(r.given_up),
+                    _cell(r.other_misses == 0, str(r.other_misses)),
                     _cell(r.stuck_workers == 0, str(r.stuck_workers)),
                     f"{r.wall_s:.0f}",
                     f"{r.kills} ({r.kills_in_objective})",
@@ -702,3 +712,9 @@ def format_table(results: list[CaseResult]) -> str:
 
 def as_json(results: list[CaseResult]) -> str:
     return json.dumps([asdict(r) for r in results], indent=1)
+
+
+def from_json(text: str) -> list[CaseResult]:
+    """The results :func:`as_json` wrote (to print their table again, in today's columns)."""
+    names = set(CaseResult.__dataclass_fields__)
+    return [CaseResult(**{k: v for k, v in row.items() if k in names}) for row in json.loads(text)]
