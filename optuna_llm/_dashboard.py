@@ -54,11 +54,14 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from optuna.artifacts import get_all_artifact_meta, upload_artifact
@@ -177,14 +180,46 @@ def record_choice(
     set_user_attrs(study, trial, short)
 
 
+def note_module() -> ModuleType | None:
+    """optuna-dashboard's note code (``optuna_dashboard/_note.py``), or None without it.
+
+    Loaded from its file, without the package's ``__init__``: that imports the whole web app
+    (pandas, scikit-learn through optuna.importance; 2.4 s at a load of 2), which every LLM
+    worker paid inside its first trial, where a killed worker loses it. The module needs only
+    optuna. If the package is imported already its own module is used; a ``None`` in
+    ``sys.modules`` (Python's mark of a blocked import) means it is absent.
+    """
+    if "optuna_dashboard" in sys.modules and sys.modules["optuna_dashboard"] is None:
+        return None
+    loaded = sys.modules.get("optuna_dashboard._note") or sys.modules.get(_NOTE_MODULE)
+    if loaded is not None:
+        return loaded
+    try:
+        spec = importlib.util.find_spec("optuna_dashboard")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "_note.py"
+    file_spec = importlib.util.spec_from_file_location(_NOTE_MODULE, path)
+    if file_spec is None or file_spec.loader is None or not path.is_file():
+        return None
+    loaded = importlib.util.module_from_spec(file_spec)
+    file_spec.loader.exec_module(loaded)
+    sys.modules[_NOTE_MODULE] = loaded
+    return loaded
+
+
+_NOTE_MODULE = "optuna_llm._optuna_dashboard_note"
+
+
 def choice_note(study: optuna.Study, trial_id: int) -> str:
     """The trial's note as optuna-dashboard shows it ("" without optuna-dashboard or note)."""
-    try:
-        from optuna_dashboard._note import get_note_from_system_attrs
-    except ImportError:
+    note = note_module()
+    if note is None:
         return ""
     system_attrs = study._storage.get_study_system_attrs(study._study_id)
-    return str(get_note_from_system_attrs(system_attrs, trial_id)["body"])
+    return str(note.get_note_from_system_attrs(system_attrs, trial_id)["body"])
 
 
 def _note_body(source: str, rationale: str, extra: Mapping[str, Any], artifacts: list[str]) -> str:
@@ -226,15 +261,12 @@ def _merge_note(ours: str, current: str) -> str:
 
 
 def _save_note(study: optuna.Study, trial_id: int, body: str) -> None:
-    try:
-        from optuna_dashboard._note import (
-            get_note_from_system_attrs,
-            note_str_key_prefix,
-            note_ver_key,
-            split_body,
-        )
-    except ImportError:  # optuna-dashboard is an optional extra: the user attrs say it all
+    note = note_module()
+    if note is None:  # optuna-dashboard is an optional extra: the user attrs say it all
         return
+    get_note_from_system_attrs = note.get_note_from_system_attrs
+    note_str_key_prefix, note_ver_key = note.note_str_key_prefix, note.note_ver_key
+    split_body = note.split_body
     storage, study_id = study._storage, study._study_id
     system_attrs = storage.get_study_system_attrs(study_id)  # the one read of all notes
     current = get_note_from_system_attrs(system_attrs, trial_id)

@@ -147,3 +147,26 @@ def test_workers_writing_notes_of_their_trials_lose_nothing(postgres_url: str) -
         assert f" trial {trial.number} step 1 " in note, note[:200]  # its own, the last step
         assert note.count("worker") == 1 and "step 0" not in note
         assert len(note) > 3_000  # both 2045-character chunks intact
+
+
+def test_a_note_is_written_without_importing_the_dashboard_app(tmp_path: Path) -> None:
+    # Every LLM worker writes a note in its first trial; optuna-dashboard's package __init__
+    # imports its web app (pandas, scikit-learn), seconds a killed worker lost each time.
+    import subprocess
+
+    script = f"""
+import sys, optuna
+from optuna_llm._dashboard import publish_choice
+study = optuna.create_study(storage="sqlite:///{tmp_path}/n.db", study_name="n")
+trial = study.ask()
+publish_choice(study, trial, source="llm", rationale="why", prompt="p", answer="a")
+heavy = sorted(m for m in ("optuna_dashboard", "pandas", "sklearn") if m in sys.modules)
+from optuna_dashboard import get_note
+print(repr(heavy).replace(" ", ""), repr(get_note(optuna.trial.Trial(study, trial._trial_id))))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    heavy, note = out.strip().split(" ", 1)
+    assert heavy == "[]", out
+    assert "**source:** `llm`" in note and "why" in note
