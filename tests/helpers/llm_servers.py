@@ -174,7 +174,10 @@ class ScriptedOpenAIServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                request = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if len(raw) < length:  # the client went away mid-request (a killed worker)
+                    return
+                request = json.loads(raw or b"{}")
                 fmt = (request.get("response_format") or {}).get("type")
                 if server.reject_json_schema and fmt == "json_schema":
                     with server._lock:
