@@ -94,12 +94,22 @@ def test_two_workers_finish_n_trials_together(postgres_url: str, objective_file:
     assert {t.user_attrs["source"] for t in trials} == {"lhs"}
 
 
-def _wait_for_beating_trial(url: str, doomed: subprocess.Popen[bytes]) -> None:
-    """Return once trial 0 is RUNNING with a heartbeat recorded; kill ``doomed`` at any rate.
+def _wait_for_beating_trial(
+    url: str, doomed: subprocess.Popen[bytes], *, with_params: bool = False
+) -> None:
+    """Return once trial 0 is RUNNING with a heartbeat recorded (and, ``with_params``, its
+    parameters suggested); kill ``doomed`` at any rate.
 
     RUNNING alone is not enough: Optuna's stale check skips a trial that never had a heartbeat,
     and a kill between trial creation and the first beat (milliseconds) leaves such a trial.
+    A kill between the first beat and the first suggest leaves a trial with no parameters,
+    whose retry has none to repeat.
     """
+    params = (
+        " AND EXISTS (SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)"
+        if with_params
+        else ""
+    )
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url)
@@ -113,6 +123,7 @@ def _wait_for_beating_trial(url: str, doomed: subprocess.Popen[bytes]) -> None:
                         sqlalchemy.text(
                             "SELECT count(*) FROM trial_heartbeats h JOIN trials t "
                             "ON t.trial_id = h.trial_id WHERE t.number = 0 AND t.state = 'RUNNING'"
+                            + params
                         )
                     ).scalar()
             except sqlalchemy.exc.ProgrammingError:  # the tables do not exist yet
@@ -134,7 +145,7 @@ def test_dead_worker_trial_is_retried_by_another(postgres_url: str, objective_fi
         cmd, env={**os.environ, "HANG_ON_FIRST_TRIAL": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait_for_beating_trial(postgres_url, doomed)
+    _wait_for_beating_trial(postgres_url, doomed, with_params=True)
 
     survivor = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert survivor.returncode == 0, survivor.stdout + survivor.stderr
