@@ -26,7 +26,6 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from optuna_llm.llm.base import enforces_schema
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import (
@@ -37,6 +36,7 @@ from optuna_llm.llm.prompts import (
     example_configs,
     jsonable,
 )
+from optuna_llm.llm.proposer import resolve_example
 from optuna_llm.llm.schema import RATIONALE_ORDERS
 from optuna_llm.objectives._suggest import suggest
 from optuna_llm.samplers import LLMSampler
@@ -201,7 +201,7 @@ def print_order_table(
                 json.dumps(c, sort_keys=True)
                 for c in example_configs(task.distributions(), max(k, 1))
             ]
-            if example == "values" or (example == "auto" and not enforces_schema(client))
+            if resolve_example(example, client) == "values"
             else []
         )
         copied = sum(

@@ -90,8 +90,7 @@ class Proposer:
         self.client = client
         settings = settings or PromptSettings()
         if settings.example == "auto":
-            example = "keys" if enforces_schema(client) else "values"
-            settings = replace(settings, example=example)
+            settings = replace(settings, example=resolve_example("auto", client))
         self.builder = PromptBuilder(settings)
         self.temperature = temperature
         self.seed = seed
@@ -182,6 +181,19 @@ class Proposer:
         return proposals if all_candidates else proposals[:n_configs]
 
 
+def resolve_example(example: str, client: object) -> str:
+    """The ask's format for ``client``: ``"auto"`` is ``"keys"`` for a client that
+    enforces the schema, else ``"values"``; any other setting stays.
+
+    Example:
+        >>> resolve_example("auto", object()), resolve_example("keys", object())
+        ('values', 'keys')
+    """
+    if example != "auto":
+        return example
+    return "keys" if enforces_schema(client) else "values"
+
+
 def refusing_examples(
     forbidden: Forbidden,
     search_space: Mapping[str, BaseDistribution],
@@ -268,5 +280,6 @@ __all__ = [
     "ProposalFailed",
     "Proposer",
     "refusing_examples",
+    "resolve_example",
     "restrict",
 ]

@@ -156,16 +156,16 @@ def repeat_reason(
 ) -> str | None:
     """Why an LLM's ``proposal`` is no new choice (a trial has it, exactly or up to
     rounding), or None: the ``forbidden`` test every LLM sampler gives its proposer."""
-    trials = list(trials)
-    other = duplicate_of(proposal, trials, exclude_number=exclude_number, search_space=search_space)
-    if other is not None:
-        return describe_state(other)
+    # One scan: a near repeat includes an exact one (``_near`` tests equality first).
     near = near_repeat_of(
         proposal, trials, exclude_number=exclude_number, search_space=search_space
     )
-    if near is not None:
-        return describe_state(near) + " up to rounding: a copy is not a new choice"
-    return None
+    if near is None:
+        return None
+    config = {k: v for k, v in trial_config(near).items() if k in search_space}
+    if covers(proposal, config):
+        return describe_state(near)
+    return describe_state(near) + " up to rounding: a copy is not a new choice"
 
 
 def _near(a: Any, b: Any, distribution: BaseDistribution, tolerance: float) -> bool:
