@@ -67,7 +67,8 @@ def test_cpu_mode_times_both_architectures_and_a_lora_step(tmp_path: Path) -> No
     for arch in ("resnet9", "vit"):
         for precision in ("fp32", "bf16"):
             s_epoch, first, last, params, total = _numbers(text, arch, precision)
-            assert 0 < s_epoch == first == last <= total  # one epoch: mean = first = last
+            assert 0 < s_epoch == first == last  # one epoch: mean = first = last
+            assert s_epoch <= total + 0.05  # the total is printed to 0.1 s, the epoch to 0.01 s
             assert params > 100_000
     assert "device cpu" in text
     finetune = _numbers(text, "fine-tune (litgpt subprocess)")[0]
