@@ -9,6 +9,13 @@ run is a line of the results file and is skipped on a rerun), in phases:
     python scripts/llm_benchmark.py llm         # the paper's `llm` at 10 evaluations
     python scripts/llm_benchmark.py report      # the tables (offline, from the results file)
 
+and, since the guided sampler's defaults became GP as its optimizer and, on the embedded
+model, a pick among labelled candidates (``action="choose"``), into their own results file:
+
+    python scripts/llm_benchmark.py gp-base     # guided-base (GP), the optimizer alone
+    python scripts/llm_benchmark.py gp-guided   # llm-guided on its defaults (embedded model)
+    python scripts/llm_benchmark.py gp-report   # those against random/TPE/GP/CMA-ES above
+
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
 to what fits (the report says what ran). Starting configuration: ``llm-guided`` and
@@ -36,6 +43,9 @@ RESULTS = ROOT / "docs" / "results" / "llm-benchmark.jsonl"
 CACHE = ROOT / "docs" / "results" / "llm-benchmark-cache.jsonl"
 BASE_GP = ROOT / "docs" / "results" / "llm-benchmark-base-gp.jsonl"
 """``guided-base`` with GP as its optimizer (the choice of base: TPE or GP, no LLM)."""
+GP_GUIDED = ROOT / "docs" / "results" / "llm-guided-gp.jsonl"
+"""``llm-guided`` and ``guided-base`` on the defaults since the switch: GP as the optimizer,
+the LLM picking among candidates on the embedded model."""
 
 TABLES = (
     "hpobench/australian",
@@ -61,7 +71,10 @@ GRID = {
     "guided": Phase(("llm-guided",), TASKS, (10, 50)),
     "llm": Phase(("llm",), TASKS, (10,)),
     "base-gp": Phase(("guided-base",), TASKS, (10, 50)),
+    "gp-base": Phase(("guided-base",), TASKS, (10, 50)),
+    "gp-guided": Phase(("llm-guided",), TASKS, (10, 50)),
 }
+BASELINES = ("random", "tpe", "gp", "cmaes")
 
 
 def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, seeds: int) -> None:
@@ -79,6 +92,8 @@ def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, see
     results = RESULTS
     if name == "base-gp":
         kwargs, results = {"guided-base": {"base": "gp"}}, BASE_GP
+    elif name.startswith("gp-"):
+        results = GP_GUIDED
     run_all(keys, results, jobs=1, sampler_kwargs=kwargs, progress=True)
 
 
@@ -185,13 +200,52 @@ def report(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def choice_report(records: list[dict]) -> str:
+    """Whose candidates the LLM picked, and how long its requests took (``llm-guided``)."""
+    lines = ["## The LLM's picks (llm-guided, action=choose)", ""]
+    lines.append("| budget | runs | picks | optimizer's | GP's | other | seconds a pick (median) |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for budget in sorted({int(r["budget"]) for r in records}):
+        rows = [
+            r for r in records
+            if r["sampler"] == "llm-guided" and int(r["budget"]) == budget and not r.get("error")
+        ]  # fmt: skip
+        origins: Counter[str] = Counter()
+        seconds: list[float] = []
+        for r in rows:
+            origins.update(r.get("choice_origins", {}))
+            seconds += r.get("llm_seconds", [])
+        if not rows:
+            continue
+        total = sum(origins.values())
+        other = total - origins["optimizer"] - origins["gp-ucb"]
+        median = sorted(seconds)[len(seconds) // 2] if seconds else math.nan
+        lines.append(
+            f"| {budget} | {len(rows)} | {total} | {origins['optimizer']} | {origins['gp-ucb']} "
+            f"| {other} | {median:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def gp_report() -> str:
+    """The GP-based guided rows against the baselines of the main results file."""
+    from optuna_llm.bench import load_records
+
+    baselines = [r for r in load_records([RESULTS]) if r["sampler"] in BASELINES]
+    guided = load_records([GP_GUIDED]) if GP_GUIDED.exists() else []
+    return report(baselines + guided) + "\n\n" + choice_report(guided)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=(*GRID, "report"))
+    parser.add_argument("phase", choices=(*GRID, "report", "gp-report"))
     parser.add_argument("--tasks", nargs="+", help="cut the phase to these tasks")
     parser.add_argument("--budgets", type=int, nargs="+", help="cut the phase to these budgets")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (at most 3)")
     args = parser.parse_args(argv)
+    if args.phase == "gp-report":
+        print(gp_report())
+        return 0
     if args.phase == "report":
         from optuna_llm.bench import load_records
 

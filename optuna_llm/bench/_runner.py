@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from optuna_llm._attrs import SOURCE
+from optuna_llm._attrs import CHOICE_ORIGIN, LLM_SECONDS, SOURCE
 from optuna_llm.analysis.stats import chosen_regret_curve
 from optuna_llm.bench._parallel import simulate
 from optuna_llm.bench._tasks import Task, get_task
@@ -155,6 +155,12 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
         regret = [d.regret for d in done]
         curve = chosen_regret_curve(seen, regret)
         sources = Counter(str(t.user_attrs.get(SOURCE, "-")) for t in study.trials)
+        origins = Counter(
+            str(t.user_attrs[CHOICE_ORIGIN]) for t in study.trials if CHOICE_ORIGIN in t.user_attrs
+        )
+        llm_seconds = [
+            t.user_attrs[LLM_SECONDS] for t in study.trials if LLM_SECONDS in t.user_attrs
+        ]
         record.update(
             final_regret=float(curve[-1]),
             best_evaluated_regret=float(min(regret)),
@@ -166,6 +172,10 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
             sources=dict(sources),
             error=None,
         )
+        if origins:
+            record["choice_origins"] = dict(origins)
+        if llm_seconds:
+            record["llm_seconds"] = [float(x) for x in llm_seconds]
     except Exception as exc:  # a failing sampler is a result, recorded, not a crash of the grid
         record.update(
             final_regret=math.nan,

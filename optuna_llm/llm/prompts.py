@@ -316,12 +316,14 @@ class PromptBuilder:
         n_trials: int | None = None,
         restricted: bool = False,
         candidates: bool = False,
+        ask: str | None = None,
     ) -> list[Message]:
         """The messages of one request. ``state`` (an optimizer's state, a few lines) goes
         just before the ask; ``n_trials`` (the study's whole budget) makes the prompt state
         the trials left; ``restricted`` says the space given is a region to stay inside;
         ``candidates`` asks the ``n_configs`` as candidates for one trial, best first (else
-        as that many trials to run)."""
+        as that many trials to run); ``ask`` replaces the request for configurations (e.g.
+        :func:`choice_ask`)."""
         finished = [t for t in trials if t.state.is_finished()]
         pending = [
             t
@@ -342,7 +344,8 @@ class PromptBuilder:
                 "condition holds.",
                 1,
             )
-        ask = self._ask(search_space, n_configs, fixed_params, candidates)
+        if ask is None:
+            ask = self._ask(search_space, n_configs, fixed_params, candidates)
         if state and state.strip():
             ask = f"Optimizer state:\n{state.strip()}\n\n{ask}"
         if self.settings.history == "chat":
@@ -523,6 +526,29 @@ class PromptBuilder:
             user += "\n" + ask
         messages.append({"role": "user", "content": user})
         return messages
+
+
+def choice_ask(options: Sequence[str], labels: Sequence[str], rationale: bool = True) -> str:
+    """The request to pick one of ``options`` (each a one-line description of a whole
+    configuration), shown under ``labels``, instead of writing a configuration. The answer's
+    shape has keys and no value to copy, as :func:`answer_outline`.
+
+    Example:
+        >>> print(choice_ask(["x=1 (predicted 0.5 +- 0.1)", "x=2"], ["A", "B"]))
+        Candidates for the next trial (each a whole configuration):
+        A: x=1 (predicted 0.5 +- 0.1)
+        B: x=2
+        Pick the candidate most likely to improve on the best so far. Reply with JSON only:
+        {"choice": "...", "rationale": "..."} where "choice" is one of A, B.
+    """
+    lines = ["Candidates for the next trial (each a whole configuration):"]
+    lines += [f"{label}: {option}" for label, option in zip(labels, options, strict=True)]
+    outline = '{"choice": "...", "rationale": "..."}' if rationale else '{"choice": "..."}'
+    lines.append(
+        "Pick the candidate most likely to improve on the best so far. Reply with JSON only:"
+        f'\n{outline} where "choice" is one of {", ".join(labels)}.'
+    )
+    return "\n".join(lines)
 
 
 def chooser(trial: FrozenTrial) -> str:

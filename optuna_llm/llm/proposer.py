@@ -39,7 +39,14 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from optuna_llm.llm.base import ChatClient, enforces_schema
-from optuna_llm.llm.prompts import PromptBuilder, PromptSettings, example_configs, jsonable
+from optuna_llm.llm.choose import Choice, choose, labels_for
+from optuna_llm.llm.prompts import (
+    PromptBuilder,
+    PromptSettings,
+    choice_ask,
+    example_configs,
+    jsonable,
+)
 from optuna_llm.llm.propose import ExchangeLog, Forbidden, Proposal, ProposalFailed, propose
 
 Box = Mapping[str, tuple[float, float] | Sequence[Any]]
@@ -179,6 +186,57 @@ class Proposer:
             rationale=self.settings.rationale_order,
         )
         return proposals if all_candidates else proposals[:n_configs]
+
+    def choose(
+        self,
+        search_space: Mapping[str, BaseDistribution],
+        trials: Sequence[FrozenTrial],
+        directions: Sequence[StudyDirection],
+        options: Sequence[str],
+        *,
+        log: ExchangeLog | None = None,
+        current_trial_number: int | None = None,
+        state: str | None = None,
+        n_trials: int | None = None,
+    ) -> Choice:
+        """The LLM's pick among ``options`` (one-line descriptions of whole configurations,
+        labelled ``A``, ``B``...), told the same problem, history and ``state`` as
+        :meth:`propose`; :class:`ProposalFailed` when no usable pick came back.
+
+        Example:
+            >>> from optuna.distributions import FloatDistribution
+            >>> from optuna_llm.llm.base import ChatResult
+            >>> class Canned:
+            ...     model = "canned"
+            ...     def chat(self, messages, **kwargs):
+            ...         return ChatResult('{"choice": "B", "rationale": "lower"}', 10, 5, "c")
+            >>> proposer = Proposer(Canned(), PromptSettings(problem="Minimise x**2."))
+            >>> space = {"x": FloatDistribution(-1.0, 1.0)}
+            >>> proposer.choose(space, [], [StudyDirection.MINIMIZE], ["x=0.5", "x=0.1"]).label
+            'B'
+        """
+        labels = labels_for(len(options))
+        rationale = self.settings.rationale_order != "none"
+        messages = self.builder.build(
+            search_space,
+            trials,
+            directions,
+            None,
+            current_trial_number=current_trial_number,
+            state=state,
+            n_trials=n_trials,
+            ask=choice_ask(options, labels, rationale),
+        )
+        return choose(
+            self.client,
+            messages,
+            labels,
+            log=log if log is not None else ExchangeLog(),
+            max_attempts=self.max_attempts,
+            temperature=self.temperature,
+            seed=self.seed,
+            rationale=rationale,
+        )
 
 
 def resolve_example(example: str, client: object) -> str:

@@ -21,6 +21,7 @@ from optuna_llm._attrs import (
     SOURCE,
     tree_attr,
 )
+from optuna_llm.samplers._gp_model import GPModel as _GPModel
 from optuna_llm.samplers._partition import Node, node_key, parse_node_key
 from optuna_llm.samplers._soo_base import _SpaceContext, _TreeSampler, params_key, tree_value
 from optuna_llm.samplers._soo_tree import Plan, Tree
@@ -68,44 +69,6 @@ def gp_subset(y: np.ndarray, limit: int) -> np.ndarray:
 
 class _NoGP(Exception):
     """Why BaMSOO decides this call without a GP (it then evaluates nodes as SOO does)."""
-
-
-class _GPModel:
-    """Optuna's own GP (``optuna._gp``) fitted on every completed trial of the search space,
-    in the maximising convention and the objective's own units."""
-
-    def __init__(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        is_categorical: np.ndarray,
-        cache: GPRegressor | None,
-    ) -> None:
-        from optuna_llm._compat import optuna_gp as gp
-        from optuna_llm._compat import optuna_gp_prior as prior
-
-        self.mean = float(np.mean(y))
-        self.std = max(float(np.std(y)), 1e-10)
-        self.best = float(np.max(y))
-        self.gpr = gp.fit_kernel_params(
-            X=X,
-            Y=(y - self.mean) / self.std,
-            is_categorical=is_categorical,
-            log_prior=prior.default_log_prior,
-            minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
-            deterministic_objective=False,
-            gpr_cache=cache,
-        )
-
-    def bounds(self, x: np.ndarray, width: float) -> tuple[float, float]:
-        """``(LCB, UCB) = mu -/+ width * sigma`` at one point ``x`` (GP representation)."""
-        import torch
-
-        with torch.no_grad():
-            mean, var = self.gpr.posterior(torch.from_numpy(x))
-        mu = float(mean) * self.std + self.mean
-        sigma = math.sqrt(max(float(var), 0.0)) * self.std
-        return mu - width * sigma, mu + width * sigma
 
 
 class BaMSOOSampler(_TreeSampler):

