@@ -539,14 +539,15 @@ def choice_ask(options: Sequence[str], labels: Sequence[str], rationale: bool = 
         A: x=1 (predicted 0.5 +- 0.1)
         B: x=2
         Pick the candidate most likely to improve on the best so far. Reply with JSON only:
-        {"choice": "...", "rationale": "..."} where "choice" is one of A, B.
+        "choice" is the letter of your pick (A, B), then "rationale" says in a few words why.
     """
     lines = ["Candidates for the next trial (each a whole configuration):"]
     lines += [f"{label}: {option}" for label, option in zip(labels, options, strict=True)]
-    outline = '{"choice": "...", "rationale": "..."}' if rationale else '{"choice": "..."}'
+    letters = ", ".join(labels)
     lines.append(
-        "Pick the candidate most likely to improve on the best so far. Reply with JSON only:"
-        f'\n{outline} where "choice" is one of {", ".join(labels)}.'
+        "Pick the candidate most likely to improve on the best so far. Reply with JSON only:\n"
+        f'"choice" is the letter of your pick ({letters})'
+        + (', then "rationale" says in a few words why.' if rationale else ".")
     )
     return "\n".join(lines)
 

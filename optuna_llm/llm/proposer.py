@@ -198,10 +198,14 @@ class Proposer:
         current_trial_number: int | None = None,
         state: str | None = None,
         n_trials: int | None = None,
+        rationale: bool | None = None,
     ) -> Choice:
         """The LLM's pick among ``options`` (one-line descriptions of whole configurations,
         labelled ``A``, ``B``...), told the same problem, history and ``state`` as
-        :meth:`propose`; :class:`ProposalFailed` when no usable pick came back.
+        :meth:`propose`; :class:`ProposalFailed` when no usable pick came back. A reason is
+        asked after the pick when ``rationale`` is True; None (default): unless the settings
+        say ``rationale="none"`` or the client enforces the schema (the embedded 270M model,
+        whose reasons were nonsense that doubled a pick's time: docs/llm.md).
 
         Example:
             >>> from optuna.distributions import FloatDistribution
@@ -216,7 +220,8 @@ class Proposer:
             'B'
         """
         labels = labels_for(len(options))
-        rationale = self.settings.rationale_order != "none"
+        if rationale is None:
+            rationale = self.settings.rationale_order != "none" and not enforces_schema(self.client)
         messages = self.builder.build(
             search_space,
             trials,

@@ -812,7 +812,7 @@ class LLMGuidedSampler(BaseSampler):
             )  # fmt: skip
         attrs: dict[str, Any] = {
             SOURCE: CHOICE_SOURCE,
-            RATIONALE: pick.rationale,
+            **({RATIONALE: pick.rationale} if pick.rationale else {}),
             CHOICE_ORIGIN: picked.origin,
             LLM_OPTIONS: shown,
             LLM_SECONDS: seconds,

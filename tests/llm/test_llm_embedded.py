@@ -191,3 +191,25 @@ def test_the_answer_grammar_lets_an_exponent_start_with_zero(embedded: EmbeddedL
     ask = {"role": "user", "content": 'Copy this JSON exactly: {"learning_rate": 1e-05}'}
     result = embedded.chat([SYSTEM, ask], json_schema=schema, max_tokens=20, temperature=0.0)
     assert json.loads(result.text)["learning_rate"] < 1e-3, result.text
+
+
+def test_the_guided_sampler_picks_a_candidate_with_the_embedded_model(
+    embedded: EmbeddedLlamaClient,
+) -> None:
+    from optuna_llm.samplers import LLMGuidedSampler
+
+    sampler = LLMGuidedSampler(
+        "Minimise the Branin function.", client=embedded, seed=0, n_trials=7, base="tpe"
+    )
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(branin, n_trials=7)
+    trial = study.trials[5]  # the first trial after the 5-point start is an LLM trial
+    # The grammar makes every answer one of the labels: the pick is always usable.
+    assert trial.user_attrs["source"] == "llm-choice", trial.user_attrs.get("fallback_reason")
+    [shown] = [
+        o for o in trial.user_attrs["llm_options"] if o["params"] == trial.params
+    ]  # the trial runs the candidate it picked
+    assert trial.user_attrs["choice_origin"] == shown["origin"]
+    assert trial.user_attrs["llm_calls"] == 1 and trial.user_attrs["llm_seconds"] > 0
+    # No reason is asked of the embedded model (its reasons were nonsense, docs/llm.md).
+    assert json.loads(trial.user_attrs["llm_answer"]).keys() == {"choice"}
