@@ -50,7 +50,8 @@ CHOICE_ORIGIN = "choice_origin"
 the optimizer's own proposal; ``"gp-ucb"``, a point of high GP upper confidence bound in the
 region; ``"random-in-region"``, before the GP can be fitted)."""
 LLM_OPTIONS = "llm_options"
-"""LLMGuidedSampler, ``action="choose"``: the labelled candidates the LLM was shown."""
+"""LLMGuidedSampler, ``action="choose"``: the labelled candidates the LLM was shown (label,
+params, origin, the GP's prediction; ``picked`` on the one it picked)."""
 LLM_SECONDS = "llm_seconds"
 """Seconds the LLM's requests of this trial took (the pick or the proposal, retries included)."""
 LLM_REPAIRS = "llm_repairs"

@@ -7,6 +7,9 @@ seconds per proposal with the embedded Gemma model. Prints Markdown tables.
     .venv/bin/python scripts/llm_prompt_size.py --orders last --candidates 1 4 --trials 10
         # ... and per number of candidates asked in one request
 
+    .venv/bin/python scripts/llm_prompt_size.py --guided-picks 9
+        # seconds per llm-guided LLM trial (GP fit, candidates and the embedded model's pick)
+
 The second form runs a short LLMSampler study per (rationale order, task) with the embedded
 model and prints the share of trials the LLM chose itself (``llm`` or a near-miss repair) and
 the median seconds per trial (proposal + a table lookup). Wrap it in
@@ -86,8 +89,12 @@ def main() -> None:
     parser.add_argument(
         "--show", action="store_true", help="print each trial's source and refusals to stderr"
     )
+    parser.add_argument("--guided-picks", type=int, default=0, metavar="N")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.guided_picks:
+        print_guided_pick_table(args.guided_picks)
+        return
     if args.orders:
         print_order_table(
             args.orders,
@@ -147,6 +154,41 @@ def print_speed_table(proposals: int, histories: list[str]) -> None:
             f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
             f"{per_call:.2f} | {', '.join(sorted(set(map(str, sources))))} |"
         )
+
+
+def print_guided_pick_table(picks: int) -> None:
+    """Seconds per LLM trial of LLMGuidedSampler on its defaults (GP, ``action="choose"`` on
+    the embedded model) after 10 random trials of the ResNet-9 space: the whole proposal (GP
+    fit, candidates, the pick) and the LLM's request alone (``llm_seconds``). Every trial
+    after the 10 is an LLM trial here (``llm_share=1``) so each ask measures one pick."""
+    from optuna_llm.samplers import LLMGuidedSampler
+
+    study = study_with(10)
+    study.sampler = LLMGuidedSampler(
+        PROBLEM, search_space=SPACE, seed=0, llm_share=1.0, n_trials=10 + picks
+    )
+    total, llm, calls, sources = [], [], [], []
+    for k in range(picks):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        for name, dist in SPACE.items():  # relative sampling happens at the first suggest
+            suggest(trial, name, dist)
+        total.append(time.perf_counter() - t0)
+        attrs = study._storage.get_trial(trial._trial_id).user_attrs
+        llm.append(float(attrs.get("llm_seconds", float("nan"))))
+        calls.append(int(attrs.get("llm_calls", 0)))
+        sources.append(str(attrs.get("source")))
+        study.tell(trial, 0.5 + 0.01 * k)
+    print(
+        "| llm-guided LLM trial, 10+ trials of history | seconds per proposal (median) | "
+        "of it the LLM's request (median) | LLM calls per proposal (mean) | sources |"
+    )
+    print("|---|---:|---:|---:|---|")
+    counts = ", ".join(f"{s} {sources.count(s)}" for s in sorted(set(sources)))
+    print(
+        f"| {picks} picks | {statistics.median(total):.2f} | {statistics.median(llm):.2f} | "
+        f"{statistics.mean(calls):.1f} | {counts} |"
+    )
 
 
 def print_order_table(

@@ -67,10 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sampler",
         default="llm-guided",
         choices=("llm-guided", "llm"),
-        help="llm-guided: TPE runs the study, the LLM proposes in its region on 30%% of the "
-        "trials (default: the better of the two on docs/benchmarks.md); llm: the LLM "
-        "proposes every "
-        "trial",
+        help="llm-guided: GP runs the study, and on 30%% of the trials the LLM picks one of "
+        "its candidates (default: the better of the two on docs/benchmarks.md); llm: the LLM "
+        "proposes every trial",
     )
     add_seed(parser, default=0)
     parser.set_defaults(func=run)
@@ -156,6 +155,8 @@ def explain(attrs: dict) -> str:
     """
     source = str(attrs.get("source", "?"))
     rationale = " ".join(str(attrs.get("rationale", "")).split())
+    if source == "llm-choice":
+        return describe_pick(attrs)
     if source.startswith("llm"):
         words = set(rationale.lower().replace("?", " ").split())
         if len(words) < 3:  # "Why? Why?", "<why>", empty: the small model gave no reason
@@ -171,3 +172,34 @@ def explain(attrs: dict) -> str:
         "tpe": "TPE: where its model of good and bad trials expects improvement",
         "gp": "GP: where its expected improvement is highest",
     }.get(source, source)
+
+
+_ORIGINS = {
+    "optimizer": "the optimizer's own proposal",
+    "gp-ucb": "a GP candidate near the best trials",
+    "random-in-region": "a random point near the best trials",
+}
+
+
+def describe_pick(attrs: dict) -> str:
+    """A ``llm-choice`` trial in words: which candidate the LLM picked, whose it was, the
+    GP's prediction for it, and the LLM's reason when it gave one.
+
+    Example:
+        >>> describe_pick({"source": "llm-choice", "choice_origin": "gp-ucb", "llm_options": [
+        ...     {"label": "A", "params": {"x": 1}, "origin": "optimizer"},
+        ...     {"label": "B", "params": {"x": 2}, "origin": "gp-ucb", "predicted": 0.0912,
+        ...      "picked": True}]})
+        'LLM picked B of 2: a GP candidate near the best trials (GP predicts 0.0912)'
+    """
+    origin = str(attrs.get("choice_origin", "?"))
+    options = [o for o in attrs.get("llm_options", []) if isinstance(o, dict)]
+    mine = [o for o in options if o.get("picked")]
+    label = str(mine[0].get("label", "?")) if len(mine) == 1 else "?"
+    text = f"LLM picked {label} of {len(options)}: {_ORIGINS.get(origin, origin)}"
+    if len(mine) == 1 and isinstance(mine[0].get("predicted"), float):
+        text += f" (GP predicts {mine[0]['predicted']:.4g})"
+    rationale = " ".join(str(attrs.get("rationale", "")).split())
+    if len(set(rationale.lower().split())) >= 3:
+        text += f"; its reason: {rationale[:120]}"
+    return text

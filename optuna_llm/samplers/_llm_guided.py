@@ -802,6 +802,7 @@ class LLMGuidedSampler(BaseSampler):
             return self._keep_own(study, trial, own, search_space, log, reason, extra=attrs_extra)
         seconds = _seconds_since(started)
         picked = options[pick.index]
+        shown[pick.index]["picked"] = True
         if picked.origin != "optimizer" and not claim_config(
             study, trial, picked.params, search_space
         ):

@@ -54,6 +54,7 @@ def test_the_pick_is_one_of_the_candidates_shown_and_says_whose_it_was() -> None
         assert trial.user_attrs["rationale"] == f"pick {label}"
         [shown] = [o for o in trial.user_attrs["llm_options"] if o["label"] == label]
         assert shown["params"] == trial.params  # the trial runs what was picked
+        assert [o["label"] for o in trial.user_attrs["llm_options"] if o.get("picked")] == [label]
         assert trial.user_attrs["choice_origin"] == shown["origin"]
         assert {o["origin"] for o in trial.user_attrs["llm_options"]} >= {"optimizer"}
         origins.append(shown["origin"])
