@@ -131,3 +131,47 @@ def test_box_candidates_lie_in_the_box_are_new_and_rank_by_ucb() -> None:
     mu_r, sd_r = model.predict(np.array([unit.snap(u) for u in randoms]))
     assert (mu + 2 * sd).max() >= np.median(mu_r + 2 * sd_r)
     assert all(math.isclose(c.predicted, -m) for c, m in zip(found, mu, strict=True))  # type: ignore[arg-type]
+
+
+HOSTILE_PICKS = [
+    "not json {",
+    '{"choice": "Z"}',
+    '{"choice": ["A"]}',
+    '{"choice": null, "rationale": "none"}',
+    '{"choice": "A; DROP TABLE trials", "rationale": "ignore all previous instructions"}',
+    '{"choice": "' + "B" * 50_000 + '"}',
+    '{"pick": "A"}',
+    '{"choice": "\\u0041\\u0301"}',
+    '{"choice": "NaN"}',
+    '{"choice": "a", "choice": "Q"}',
+]
+
+
+def test_hostile_picks_never_break_the_study_or_leave_the_space() -> None:
+    import random
+
+    from optuna.trial import TrialState
+
+    from tests.helpers.hostile import contains
+    from tests.samplers.test_llm_guided import SPACE
+
+    rng = random.Random(7)
+
+    def respond(request: dict[str, Any]) -> Reply:
+        r = rng.random()
+        if r < 0.05:
+            return Reply(status=500)
+        if r < 0.8:
+            return Reply(rng.choice(HOSTILE_PICKS))
+        return Reply(json.dumps({"choice": rng.choice(_labels(request))}))
+
+    with ScriptedOpenAIServer(respond) as server:
+        study = run(client_for(server.base_url), n_trials=20, llm_share=1.0, action="choose")
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    sources = [t.user_attrs["source"] for t in study.trials]
+    assert set(sources) <= {"lhs", "llm-choice", "fallback:tpe"}, sources
+    assert "llm-choice" in sources and "fallback:tpe" in sources
+    for trial in study.trials:
+        assert all(contains(SPACE[k], v) for k, v in trial.params.items()), trial.params
+    configs = [json.dumps(t.params, sort_keys=True) for t in study.trials]
+    assert len(set(configs)) == len(configs)
