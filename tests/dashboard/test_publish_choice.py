@@ -165,7 +165,7 @@ from optuna_dashboard import get_note
 print(repr(heavy).replace(" ", ""), repr(get_note(optuna.trial.Trial(study, trial._trial_id))))
 """
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=True
     ).stdout
     heavy, note = out.strip().split(" ", 1)
     assert heavy == "[]", out
