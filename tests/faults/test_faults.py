@@ -55,6 +55,11 @@ def test_every_hit_trial_is_failed_and_retried_once(result: CaseResult) -> None:
     assert result.hit_failed_retried_once == result.hit_trials, result.problems
 
 
+def test_every_complete_trial_records_its_source(result: CaseResult) -> None:
+    """Every sampler here writes ``source``; a retry that met the restart or the kill must too."""
+    assert result.no_source == 0, result.problems
+
+
 def test_no_worker_is_left_stuck(result: CaseResult) -> None:
     assert result.stuck_workers == 0, (result.end, result.problems, result.stuck_stacks)
 
