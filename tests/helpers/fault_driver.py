@@ -15,7 +15,8 @@ default, ``--seed 0`` on every worker as the README says) on a fresh database of
 A worker that exits non-zero without being killed is a *crash*: it is counted, and replaced
 (once the database is up again) as a supervisor would. The case ends when every worker has
 exited, when the study is done but workers still run ``final_wait`` seconds later, when nothing
-changes in the study for ``stall_timeout`` seconds, or at ``timeout``; workers alive then are
+changes in the study for ``stall_timeout`` seconds (counted once it holds a trial), or at
+``timeout``; workers alive then are
 *stuck*: before they are killed, each one dumps the stacks of all its threads into its log
 (``faulthandler`` on ``SIGUSR1``, installed in every worker by a ``sitecustomize`` on its
 ``PYTHONPATH``), and the dumps land in :attr:`CaseResult.stuck_stacks`. The workers' logs and
@@ -407,7 +408,10 @@ def _run_case(
                 if now - done_since > case.final_wait:
                     result.end = f"study done, workers still running {case.final_wait:g} s later"
                     break
-            if db_down_since is None and now - last_change > case.stall_timeout:
+            # The stall clock runs once the study holds a trial: before that the workers are
+            # starting (over 60 s each at nice 19 beside a nice -15 job), and only the timeout
+            # ends the case.
+            if last_counts and db_down_since is None and now - last_change > case.stall_timeout:
                 result.end = f"no change in the study for {case.stall_timeout:g} s"
                 break
             if now - start > case.timeout:
@@ -648,7 +652,11 @@ def dump_trials(url: str, path: Path) -> None:
     miss can be traced after the database is dropped (``keep_logs``)."""
     import optuna
 
-    study = optuna.load_study(study_name=STUDY, storage=url)
+    try:
+        study = optuna.load_study(study_name=STUDY, storage=url)
+    except KeyError:  # never created: analyse() says so
+        path.write_text("[]")
+        return
     rows = [
         {
             "number": t.number,
