@@ -15,12 +15,18 @@ LLM samplers talk to the scripted OpenAI-compatible server (tests/helpers/llm_se
 the fault mix of tests/helpers/hostile.py: repeated configurations, garbage, near misses,
 HTTP 500 and dropped connections.
 
+Every worker runs with ``--max-retry`` (``--max-retry`` here, 3 by default as in the CLI): a
+trial whose worker dies is retried, and a chain killed max-retry + 1 times in a row is given up
+at that cap (a trial that kills its worker every time must stop being retried); its slot in
+--n-trials goes to a fresh trial.
+
 Columns (goal in the header; a missed goal in bold): COMPLETE trials against --n-trials;
 duplicated parameter vectors among COMPLETE trials; duplicated SOO/BaMSOO nodes among COMPLETE
-trials; trials a fault hit (FAIL, or left RUNNING/WAITING) that are FAIL with exactly one
-retry; the other hit trials in two columns: given up at --max-retry (killed max_retry + 1 times
-in a row, so not retried again by design; their slot went to a fresh trial) and lost (FAIL
-never retried, retried twice, or left RUNNING: a defect); workers still running at the end;
+trials; COMPLETE trials without a ``source`` user attr; trials a fault hit (FAIL, or left
+RUNNING/WAITING), and each of them in exactly one of three columns: FAIL and retried once;
+given up at the cap (the last of a chain of max-retry + 1 trials, each killed in turn); lost
+(FAIL never retried, retried twice, left RUNNING, or given up off the cap: a defect, goal 0);
+workers still running at the end;
 wall time; kills (those that landed inside the objective); workers that exited non-zero
 without being killed (replaced, as a supervisor would); trials left RUNNING/WAITING; LHS:
 (dimension, stratum) pairs not hit exactly once per Latin block.
@@ -66,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-down", type=float, default=10.0, help="seconds the database is down")
     parser.add_argument("--db-at", type=float, default=0.4, help="share of trials before the stop")
     parser.add_argument("--heartbeat", type=int, default=1)
+    parser.add_argument(
+        "--max-retry", type=int, default=3,
+        help="--max-retry of every worker (the CLI's default): a chain killed this + 1 times "
+        "in a row is given up at the cap and its slot goes to a fresh trial",
+    )  # fmt: skip
     parser.add_argument("--grace", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per case at most")
     parser.add_argument(
@@ -99,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     kill_every=args.kill_every, kill_policy=args.kill_policy,
                     db_down=args.db_down, db_at=args.db_at,
                     heartbeat=args.heartbeat, grace=args.grace, seed=args.seed,
+                    max_retry=args.max_retry,
                     timeout=args.timeout, stall_timeout=args.stall, keep_logs=args.keep_logs,
                 )  # fmt: skip
                 print(f"{sampler} / {scenario}: {args.workers} workers x {args.trials} trials",

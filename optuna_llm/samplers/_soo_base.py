@@ -445,8 +445,14 @@ class _TreeSampler(BaseSampler):
             # A heartbeat retry (or a repeated call) keeps the node it already holds, unless
             # another live trial holds it: the killed trial may have written its claim after
             # that trial checked, and died before checking it itself; the copy then yields.
+            node = parse_node_key(held)
+            if SOURCE not in trial.user_attrs:
+                # The killed (or outage-failed) trial wrote its claim but not its record: the
+                # retry copied the node without a ``source``, so it writes the record itself.
+                plan = Plan(node, int(trial.system_attrs.get(self._key_sweep, 0)), {})
+                set_user_attrs(study, trial, self._user_attrs(plan))
             self._sourced.add(trial._trial_id)
-            return dict(ctx.params(parse_node_key(held)))
+            return dict(ctx.params(node))
 
         yielded: set[Node] = set()
         written: dict[str, Any] = {}

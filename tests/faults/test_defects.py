@@ -227,3 +227,59 @@ def test_a_trial_failed_by_another_workers_check_while_it_is_told_does_not_end_t
     assert states.count(TrialState.COMPLETE) >= 2
     err = capsys.readouterr().err
     assert "trial 0 was failed by another worker's heartbeat check" in err, err
+
+
+@pytest.mark.parametrize("tag", ["soo", "bamsoo"])
+def test_a_retry_of_a_trial_cut_off_before_its_record_still_records_its_source(
+    tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bamsoo / db-restart at 8 x 200: one COMPLETE trial without a ``source``. A trial wrote its
+    node claim (system attrs), then the database stopped before its record (user attrs
+    ``source``, ``node``, ``depth``) was written; the trial failed on the outage and was
+    retried, and the retry kept the node it had copied without writing the record. Here the
+    real server is stopped at exactly that point, for 3 s."""
+    from optuna_llm._attrs import NODE, SOURCE
+    from optuna_llm.samplers import BaMSOOSampler, SOOSampler, _soo_base
+
+    with PgInstance() as pg:
+        url = pg.create_database("source")
+        sampler = (SOOSampler if tag == "soo" else BaMSOOSampler)(seed=0)
+        storage = make_storage(url, heartbeat=1, grace_period=2)
+        study = optuna.create_study(storage=storage, study_name="s", sampler=sampler)
+        write = _soo_base.set_user_attrs
+        cut: list[int] = []
+
+        def lose_the_database_before_the_record(
+            study_: optuna.Study, trial: optuna.trial.FrozenTrial, attrs: dict[str, object]
+        ) -> None:
+            if NODE in attrs and not cut:  # the record of the first trial that claimed a node
+                cut.append(trial.number)
+                pg.stop("fast")
+                threading.Timer(3.0, pg.start).start()
+            write(study_, trial, attrs)
+
+        monkeypatch.setattr(_soo_base, "set_user_attrs", lose_the_database_before_the_record)
+
+        def objective(trial: optuna.Trial) -> float:
+            return trial.suggest_float("x", 0.0, 1.0) + trial.suggest_float("y", 0.0, 1.0)
+
+        worker = threading.Thread(
+            target=lambda: run_worker(study, objective, 5, progress=None, poll_interval=0.5),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(180)
+        assert not worker.is_alive(), "the worker did not finish within 180 s"
+        trials = optuna.load_study(study_name="s", storage=url).get_trials()
+    assert cut, "no trial claimed a node"
+    retry = next(t for t in trials if (t.system_attrs.get("retry_history") or [None])[-1] == cut[0])
+    assert retry.state == TrialState.COMPLETE
+    assert retry.system_attrs.get(f"{tag}:node")  # it kept the node its cut-off trial claimed
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 5
+    unsourced = [(t.number, sorted(t.user_attrs)) for t in complete if SOURCE not in t.user_attrs]
+    assert not unsourced, f"COMPLETE trials without a source: {unsourced}"
+    assert (
+        retry.user_attrs[SOURCE] == tag
+        and retry.user_attrs[NODE] == retry.system_attrs[f"{tag}:node"]
+    )

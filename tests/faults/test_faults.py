@@ -23,8 +23,12 @@ def pg() -> Iterator[PgInstance]:
 
 @pytest.fixture(scope="module", params=SAMPLERS)
 def result(request: pytest.FixtureRequest, pg: PgInstance) -> CaseResult:
+    # The kill is tried from 0.25-0.75 s on, as soon as a worker is inside a beating trial, and
+    # trials sleep 0.2-0.5 s: with the default 3 s and 0.05-0.3 s, an idle machine finished the
+    # 16 trials before the first kill (test_the_faults_happened failed, kills 0).
     case = FaultCase(
         request.param, "kill+db", workers=3, trials=16, kill_policy="in-trial",
+        kill_every=0.5, sleep=(0.2, 0.5),
         db_at=0.5, db_down=3.0, stall_timeout=30.0, final_wait=20.0, timeout=600.0,
     )  # fmt: skip
     return run_case(case, pg)
@@ -53,6 +57,11 @@ def test_no_tree_node_is_evaluated_twice(result: CaseResult) -> None:
 
 def test_every_hit_trial_is_failed_and_retried_once(result: CaseResult) -> None:
     assert result.hit_failed_retried_once == result.hit_trials, result.problems
+
+
+def test_every_complete_trial_records_its_source(result: CaseResult) -> None:
+    """Every sampler here writes ``source``; a retry that met the restart or the kill must too."""
+    assert result.no_source == 0, result.problems
 
 
 def test_no_worker_is_left_stuck(result: CaseResult) -> None:

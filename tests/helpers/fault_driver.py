@@ -15,7 +15,8 @@ default, ``--seed 0`` on every worker as the README says) on a fresh database of
 A worker that exits non-zero without being killed is a *crash*: it is counted, and replaced
 (once the database is up again) as a supervisor would. The case ends when every worker has
 exited, when the study is done but workers still run ``final_wait`` seconds later, when nothing
-changes in the study for ``stall_timeout`` seconds, or at ``timeout``; workers alive then are
+changes in the study for ``stall_timeout`` seconds (counted once it holds a trial), or at
+``timeout``; workers alive then are
 *stuck*: before they are killed, each one dumps the stacks of all its threads into its log
 (``faulthandler`` on ``SIGUSR1``, installed in every worker by a ``sitecustomize`` on its
 ``PYTHONPATH``), and the dumps land in :attr:`CaseResult.stuck_stacks`. The workers' logs and
@@ -86,6 +87,11 @@ class FaultCase:
     stall_timeout: float = 60.0
     final_wait: float = 30.0
     lhs_samples: int | None = None
+    max_retry: int = 3
+    """``--max-retry`` of every worker (the CLI's default, passed explicitly): a trial whose
+    worker dies is retried, and a retry chain killed ``max_retry + 1`` times in a row is given
+    up (its slot in ``--n-trials`` goes to a fresh trial), so that a trial that kills its worker
+    every time stops being retried."""
     keep_logs: Path | None = None
     """A folder to keep the workers' logs in (one sub-folder a case); ``None`` removes them."""
 
@@ -102,6 +108,8 @@ class FaultCase:
             )
         if self.workers < 1 or self.trials < 1:
             raise ValueError("workers and trials must be at least 1.")
+        if self.max_retry < 0:
+            raise ValueError(f"max_retry must be 0 or more, got {self.max_retry}.")
 
     @property
     def n_samples(self) -> int:
@@ -124,9 +132,13 @@ class CaseResult:
     hit_trials: int = 0
     hit_failed_retried_once: int = 0
     given_up: int = 0
-    """Hit trials whose retry chain reached --max-retry (marked given up by the worker: their
-    slot in --n-trials went to a fresh trial). They are misses of the retried-once goal: a
-    trial killed ``max_retry + 1`` times in a row is, by ``--max-retry``, not retried again."""
+    """Hit trials given up at the cap: marked given up by the worker (their slot in
+    --n-trials went to a fresh trial) *and* the last of a chain of exactly ``max_retry + 1``
+    trials, each killed in turn. By ``--max-retry`` such a trial is not retried again; a trial
+    marked given up with a shorter or longer chain is not counted here (it is lost)."""
+    max_retry: int = 3
+    no_source: int = 0
+    """COMPLETE trials without a ``source`` user attr (every sampler of the bench writes one)."""
     failed: int = 0
     left_running: int = 0
     stuck_workers: int = 0
@@ -156,9 +168,9 @@ class CaseResult:
         goals = {
             "complete == requested": self.complete == self.requested,
             "no duplicate vectors": self.duplicate_vectors == 0,
-            "every hit trial FAIL and retried once": self.hit_failed_retried_once
-            == self.hit_trials,
+            "every hit trial FAIL and retried once, or given up at the cap": self.other_misses == 0,
             "no worker stuck": self.stuck_workers == 0,
+            "every COMPLETE trial has a source": self.no_source == 0,
         }
         if self.duplicate_nodes is not None:
             goals["no duplicate nodes"] = self.duplicate_nodes == 0
@@ -187,7 +199,8 @@ def worker_argv(case: FaultCase, url: str) -> list[str]:
         "--objective", "tests.helpers.fault_objective:objective",
         "--storage", url, "--study-name", STUDY, "--n-trials", str(case.trials),
         "--sampler", case.sampler, "--seed", str(case.seed),
-        "--heartbeat-interval", str(case.heartbeat), "--grace-period", str(case.grace), "--quiet",
+        "--heartbeat-interval", str(case.heartbeat), "--grace-period", str(case.grace),
+        "--max-retry", str(case.max_retry), "--quiet",
     ]  # fmt: skip
     if case.sampler == "lhs":
         argv += ["--sampler-arg", f"n_samples={case.n_samples}"]
@@ -304,7 +317,9 @@ def _run_case(
     if base_url is not None:
         env.update(OPENAI_BASE_URL=base_url, OPTUNA_LLM_MODEL="scripted-model")
     argv = worker_argv(case, url)
-    result = CaseResult(case.sampler, case.scenario, case.workers, case.trials)
+    result = CaseResult(
+        case.sampler, case.scenario, case.workers, case.trials, max_retry=case.max_retry
+    )
     rng = random.Random(case.seed + 7919)
     workers: list[_Worker] = []
     spawned = 0
@@ -393,7 +408,10 @@ def _run_case(
                 if now - done_since > case.final_wait:
                     result.end = f"study done, workers still running {case.final_wait:g} s later"
                     break
-            if db_down_since is None and now - last_change > case.stall_timeout:
+            # The stall clock runs once the study holds a trial: before that the workers are
+            # starting (over 60 s each at nice 19 beside a nice -15 job), and only the timeout
+            # ends the case.
+            if last_counts and db_down_since is None and now - last_change > case.stall_timeout:
                 result.end = f"no change in the study for {case.stall_timeout:g} s"
                 break
             if now - start > case.timeout:
@@ -563,18 +581,34 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     result.hit_failed_retried_once = sum(
         1 for n in hit if by_number[n].state == TrialState.FAIL and retries[n] == 1
     )
-    given_up = {
+    marked = {
         t.number
         for t in trials
         if t.state == TrialState.FAIL and t.system_attrs.get(GIVEN_UP) == t.number
     }
+    # Given up at the cap: the chain is max_retry + 1 trials long (this one the last).
+    given_up = {
+        n
+        for n in marked
+        if len(by_number[n].system_attrs.get("retry_history") or []) == case.max_retry
+    }
+    for n in sorted(marked - given_up):
+        history = by_number[n].system_attrs.get("retry_history") or []
+        result.problems.append(
+            f"trial {n} marked given up with a chain of {len(history) + 1} trials "
+            f"(--max-retry {case.max_retry} gives up at {case.max_retry + 1}): counted as lost"
+        )
     result.given_up = len(given_up & hit)
     beaten = _beaten_trial_ids(url, [t._trial_id for t in left])
     for n in sorted(hit):
         t = by_number[n]
         if t.state == TrialState.FAIL and retries[n] != 1:
             history = t.system_attrs.get("retry_history", [])
-            why = f" (retry chain {[*history, n]} at --max-retry)" if len(history) >= 3 else ""
+            why = (
+                f" (retry chain {[*history, n]} at --max-retry {case.max_retry})"
+                if len(history) >= case.max_retry
+                else ""
+            )
             if n in given_up:
                 why += " (given up: its slot went to a fresh trial)"
             if n in result.worker_failures:
@@ -584,6 +618,15 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
             beat = "with" if t._trial_id in beaten else "without ever"
             result.problems.append(f"trial {n} left {t.state.name} {beat} a heartbeat")
     result.sources = dict(Counter(str(t.user_attrs.get(SOURCE, "?")) for t in complete))
+    unsourced = [t for t in complete if SOURCE not in t.user_attrs]
+    result.no_source = len(unsourced)
+    for t in unsourced:
+        history = t.system_attrs.get("retry_history")
+        result.problems.append(
+            f"trial {t.number} COMPLETE without a source"
+            + (f" (a retry of {history[-1]})" if history else "")
+            + f"; user attrs {sorted(t.user_attrs)}"
+        )
 
     if case.sampler == "lhs" and case.trials % case.n_samples == 0:
         result.lhs_strata_off = lhs_strata_off(
@@ -594,7 +637,7 @@ def analyse(result: CaseResult, url: str, case: FaultCase) -> CaseResult:
     counted = result.complete + sum(
         1
         for t in trials
-        if t.state == TrialState.FAIL and retries[t.number] == 0 and t.number not in given_up
+        if t.state == TrialState.FAIL and retries[t.number] == 0 and t.number not in marked
     )
     if result.complete < case.trials:
         result.problems.append(
@@ -609,7 +652,11 @@ def dump_trials(url: str, path: Path) -> None:
     miss can be traced after the database is dropped (``keep_logs``)."""
     import optuna
 
-    study = optuna.load_study(study_name=STUDY, storage=url)
+    try:
+        study = optuna.load_study(study_name=STUDY, storage=url)
+    except KeyError:  # never created: analyse() says so
+        path.write_text("[]")
+        return
     rows = [
         {
             "number": t.number,
@@ -665,12 +712,20 @@ def _cell(ok: bool, text: str) -> str:
 
 
 def format_table(results: list[CaseResult]) -> str:
-    """A Markdown table, one row per case; a missed goal is in bold."""
+    """A Markdown table, one row per case; a missed goal is in bold.
+
+    Every trial a fault hit (FAIL, or left RUNNING/WAITING) is in exactly one of three
+    columns: FAIL and retried once; given up at the cap (the last of a chain of
+    ``--max-retry`` + 1 trials, each killed in turn: by that flag not retried again, its slot
+    went to a fresh trial); lost (never retried, retried twice, left RUNNING, or given up off
+    the cap: a defect, goal 0).
+    """
     header = (
         "| sampler | scenario | workers | COMPLETE / requested (goal =) | dup. vectors (goal 0) "
-        "| dup. nodes (goal 0) | hit trials FAIL + retried once (goal all) "
-        "| of the others: given up at --max-retry | of the others: lost (not retried, retried "
-        "twice, left RUNNING) "
+        "| dup. nodes (goal 0) | COMPLETE without source (goal 0) "
+        "| hit trials (FAIL or left RUNNING) | of them: FAIL, retried once "
+        "| of them: given up at the cap (--max-retry) "
+        "| of them: lost (goal 0) "
         "| stuck workers (goal 0) | wall s | kills (in objective) "
         "| worker crashes "
         "| left RUNNING | LHS strata off (goal 0) |"
@@ -689,11 +744,10 @@ def format_table(results: list[CaseResult]) -> str:
                     "-"
                     if r.duplicate_nodes is None
                     else _cell(r.duplicate_nodes == 0, str(r.duplicate_nodes)),
-                    _cell(
-                        r.hit_failed_retried_once == r.hit_trials,
-                        f"{r.hit_failed_retried_once} / {r.hit_trials}",
-                    ),
-                    str(r.given_up),
+                    _cell(r.no_source == 0, str(r.no_source)),
+                    str(r.hit_trials),
+                    str(r.hit_failed_retried_once),
+                    f"{r.given_up} (cap {r.max_retry})",
                     _cell(r.other_misses == 0, str(r.other_misses)),
                     _cell(r.stuck_workers == 0, str(r.stuck_workers)),
                     f"{r.wall_s:.0f}",

@@ -105,7 +105,9 @@ class PgInstance:
     def _cmd(self, *argv: str) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *argv] if self._as_postgres else list(argv)
 
-    def _run(self, *argv: str, timeout: float = 120.0) -> None:
+    def _run(self, *argv: str, timeout: float = 600.0) -> None:
+        # Minutes, not seconds: at nice 19 beside a nice -15 job on 2 cores, initdb alone took
+        # over 120 s (the fault bench's bamsoo / db-restart case never started).
         proc = subprocess.run(self._cmd(*argv), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
