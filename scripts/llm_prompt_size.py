@@ -127,6 +127,19 @@ def print_token_table(client: EmbeddedLlamaClient) -> None:
     print()
 
 
+def timed_proposal(study: optuna.Study, value: float) -> tuple[float, dict]:
+    """Seconds of one proposal of the study's sampler over SPACE (relative sampling happens at
+    the first suggest), and the trial's user attrs; the trial is then told ``value``."""
+    t0 = time.perf_counter()
+    trial = study.ask()
+    for name, dist in SPACE.items():
+        suggest(trial, name, dist)
+    spent = time.perf_counter() - t0
+    attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    study.tell(trial, value)
+    return spent, attrs
+
+
 def print_speed_table(proposals: int, histories: list[str]) -> None:
     print(
         "| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
@@ -141,13 +154,9 @@ def print_speed_table(proposals: int, histories: list[str]) -> None:
         study.sampler = sampler
         seconds, calls = [], []
         for _ in range(proposals):
-            t0 = time.perf_counter()
-            trial = study.ask()
-            for name, dist in SPACE.items():  # relative sampling happens at the first suggest
-                suggest(trial, name, dist)
-            seconds.append(time.perf_counter() - t0)
-            calls.append(study._storage.get_trial(trial._trial_id).user_attrs.get("llm_calls", 0))
-            study.tell(trial, 0.5)
+            spent, attrs = timed_proposal(study, 0.5)
+            seconds.append(spent)
+            calls.append(attrs.get("llm_calls", 0))
         sources = [t.user_attrs.get("source") for t in study.trials[10:]]
         per_call = sum(seconds) / max(1, sum(calls))
         print(
@@ -169,16 +178,11 @@ def print_guided_pick_table(picks: int) -> None:
     )
     total, llm, calls, sources = [], [], [], []
     for k in range(picks):
-        t0 = time.perf_counter()
-        trial = study.ask()
-        for name, dist in SPACE.items():  # relative sampling happens at the first suggest
-            suggest(trial, name, dist)
-        total.append(time.perf_counter() - t0)
-        attrs = study._storage.get_trial(trial._trial_id).user_attrs
+        spent, attrs = timed_proposal(study, 0.5 + 0.01 * k)
+        total.append(spent)
         llm.append(float(attrs.get("llm_seconds", float("nan"))))
         calls.append(int(attrs.get("llm_calls", 0)))
         sources.append(str(attrs.get("source")))
-        study.tell(trial, 0.5 + 0.01 * k)
     print(
         "| llm-guided LLM trial, 10+ trials of history | seconds per proposal (median) | "
         "of it the LLM's request (median) | LLM calls per proposal (mean) | sources |"

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optuna_llm.llm.base import CacheMissError, ChatClient, LLMUnavailableError, Message
-from optuna_llm.llm.propose import ExchangeLog, ProposalFailed, retry_seed, retry_temperature
+from optuna_llm.llm.base import ChatClient, Message
+from optuna_llm.llm.propose import ExchangeLog, ProposalFailed, send
 from optuna_llm.llm.validate import InvalidAnswer, extract_json
 
 _logger = logging.getLogger(__name__)
@@ -119,29 +119,22 @@ def choose(
     """The LLM's pick among ``labels``, or :class:`~optuna_llm.llm.propose.ProposalFailed`
     after ``max_attempts`` unusable answers or a transport failure (a replay-cache miss and a
     missing backend are raised as they are). Retries sample hotter with a new seed, as
-    configuration requests do."""
+    configuration requests do (:func:`~optuna_llm.llm.propose.send`)."""
     schema = choice_schema(labels, rationale)
     conversation = list(messages)
     # The pick is a few tokens; the reason at most MAX_RATIONALE_CHARS (~4 characters a token).
     max_tokens = 16 + (MAX_RATIONALE_CHARS // 3 if rationale else 0)
     for attempt in range(max_attempts):
-        try:
-            result = client.chat(
-                conversation,
-                json_schema=schema,
-                temperature=retry_temperature(temperature, attempt),
-                max_tokens=max_tokens,
-                seed=retry_seed(seed, attempt),
-            )
-        except (CacheMissError, LLMUnavailableError):
-            raise
-        except Exception as exc:  # transport: the openai client already retried
-            log.errors.append(f"{type(exc).__name__}: {exc}")
-            raise ProposalFailed(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
-        log.calls += 1
-        log.prompt_tokens += result.prompt_tokens
-        log.completion_tokens += result.completion_tokens
-        log.messages, log.answer = conversation, result.text
+        result = send(
+            client,
+            conversation,
+            schema=schema,
+            attempt=attempt,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+            log=log,
+        )
         try:
             return read_choice(_close_cut_answer(result.text), labels)
         except InvalidAnswer as exc:

@@ -27,7 +27,13 @@ from optuna_llm._attrs import (
     LLM_PROMPT,
     LLM_PROMPT_TOKENS,
 )
-from optuna_llm.llm.base import CacheMissError, ChatClient, LLMUnavailableError, Message
+from optuna_llm.llm.base import (
+    CacheMissError,
+    ChatClient,
+    ChatResult,
+    LLMUnavailableError,
+    Message,
+)
 from optuna_llm.llm.schema import EXAMPLE_RATIONALE, answer_schema
 from optuna_llm.llm.validate import (
     InvalidAnswer,
@@ -116,23 +122,16 @@ def propose(
     for attempt in range(max_attempts):
         if not budget_left():
             raise ProposalFailed("token budget exhausted")
-        try:
-            result = client.chat(
-                conversation,
-                json_schema=schema,
-                temperature=retry_temperature(temperature, attempt),
-                max_tokens=max_tokens or 256 + 192 * n_configs,  # the grammar asks all of them
-                seed=retry_seed(seed, attempt),
-            )
-        except (CacheMissError, LLMUnavailableError):
-            raise
-        except Exception as exc:  # transport: the openai client already retried
-            log.errors.append(f"{type(exc).__name__}: {exc}")
-            raise ProposalFailed(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
-        log.calls += 1
-        log.prompt_tokens += result.prompt_tokens
-        log.completion_tokens += result.completion_tokens
-        log.messages, log.answer = conversation, result.text
+        result = send(
+            client,
+            conversation,
+            schema=schema,
+            attempt=attempt,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens or 256 + 192 * n_configs,  # the grammar asks all of them
+            log=log,
+        )
         try:
             new, problems = _read_answer(result.text, search_space, n_configs, forbidden, accepted)
         except InvalidAnswer as exc:
@@ -162,6 +161,41 @@ def propose(
         f"no usable configuration after {max_attempts} attempts: "
         + (log.errors[-1] if log.errors else "")
     )
+
+
+def send(
+    client: ChatClient,
+    conversation: list[Message],
+    *,
+    schema: dict[str, Any],
+    attempt: int,
+    temperature: float,
+    seed: int | None,
+    max_tokens: int,
+    log: ExchangeLog,
+) -> ChatResult:
+    """One request of a retry loop (``attempt`` is 0-based: retries sample hotter with a new
+    seed), counted in ``log``. A transport failure (the ``openai`` client already retried it)
+    is :class:`ProposalFailed`; a replay-cache miss and a missing backend are raised as they
+    are."""
+    try:
+        result = client.chat(
+            conversation,
+            json_schema=schema,
+            temperature=retry_temperature(temperature, attempt),
+            max_tokens=max_tokens,
+            seed=retry_seed(seed, attempt),
+        )
+    except (CacheMissError, LLMUnavailableError):
+        raise
+    except Exception as exc:  # transport: the openai client already retried
+        log.errors.append(f"{type(exc).__name__}: {exc}")
+        raise ProposalFailed(f"LLM request failed: {type(exc).__name__}: {exc}") from exc
+    log.calls += 1
+    log.prompt_tokens += result.prompt_tokens
+    log.completion_tokens += result.completion_tokens
+    log.messages, log.answer = conversation, result.text
+    return result
 
 
 def retry_temperature(temperature: float, attempt: int) -> float:

@@ -76,6 +76,7 @@ from optuna_llm._compat import constraint_values
 from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient, enforces_schema
 from optuna_llm.llm.cache import LLMCache
+from optuna_llm.llm.choose import labels_for
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed
@@ -180,6 +181,25 @@ class Region:
     high: np.ndarray
 
 
+@dataclass(frozen=True)
+class _LLMTrial:
+    """What an LLM trial's pieces read, taken once from storage by ``sample_relative``."""
+
+    study: Study
+    trial: FrozenTrial
+    others: list[FrozenTrial]  # every other trial: the trial's own claim is no repeat to avoid
+    ranked: list[FrozenTrial]
+    region: Region
+    search_space: dict[str, BaseDistribution]
+    log: ExchangeLog
+
+    def repeat(self, params: Mapping[str, Any]) -> str | None:
+        """Why ``params`` is no new choice (another trial has it, up to rounding), or None."""
+        return repeat_reason(
+            params, self.others, exclude_number=self.trial.number, search_space=self.search_space
+        )
+
+
 def region_around_best(
     search_space: Mapping[str, BaseDistribution],
     ranked: Sequence[FrozenTrial],
@@ -249,10 +269,11 @@ def state_text(
     ranked: Sequence[FrozenTrial],
     region: Region,
     full_space: Mapping[str, BaseDistribution],
+    task: str = "you propose one trial inside its region",
 ) -> str:
     """The optimizer's state as the LLM is told it (Centaur shows its CMA-ES state): the best
-    trial so far and the region, against the full ranges."""
-    lines = [f"{optimizer} runs this study; you propose one trial inside its region."]
+    trial so far and the region, against the full ranges; ``task`` says what is asked."""
+    lines = [f"{optimizer} runs this study; {task}."]
     if ranked:
         best = ranked[0]
         flag = "" if is_feasible(best) else " (infeasible: no feasible trial yet)"
@@ -489,12 +510,10 @@ class LLMGuidedSampler(BaseSampler):
                 f"n_choices must be between 2 and 26 candidates (one letter each), got "
                 f"{n_choices}; 4 shows the optimizer's proposal and three from the GP."
             )
-        if action not in ACTIONS:
-            resolve_action(action, None)  # raises the message naming the valid actions
+        resolve_action(action, None)  # a bad action fails here, before a client is built
         self._base = _make_base(base, seed, n_startup_trials, constraints_func)
         self._seed = seed
         self._n_choices = n_choices
-        self._action = action
         self._base_name = base if isinstance(base, str) else sampler_name(base)
         self._startup = LatinHypercubeSampler(max(n_startup_trials, 1), seed=seed)
         self._dedup = RandomSampler(seed=seed)
@@ -523,7 +542,7 @@ class LLMGuidedSampler(BaseSampler):
                 max_attempts=max_attempts,
                 candidates=candidates,
             )
-            self._action = resolve_action(action, client)
+        self._action = resolve_action(action, self._client)  # the wrapper forwards the client's
 
     # -- who decides a trial ------------------------------------------------------------------
     def _is_llm(self, study: Study, trial: FrozenTrial) -> bool:
@@ -565,11 +584,13 @@ class LLMGuidedSampler(BaseSampler):
         trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
         ranked = rank_trials(trials, study.direction)
         region = region_around_best(search_space, ranked)
+        others = [t for t in trials if t.number != trial.number]
+        view = _LLMTrial(study, trial, others, ranked, region, search_space, log)
         if self._action == "choose":
-            return self._choose(study, trial, trials, ranked, region, search_space, own, log)
+            return self._choose(view, own)
         started = time.perf_counter()
         try:
-            proposals = self._ask_llm(study, trial, trials, ranked, region, search_space, log)
+            proposals = self._ask_llm(view)
         except ProposalFailed as exc:
             reason = f"the LLM gave no usable point: {exc}"
             extra = {LLM_SECONDS: _seconds_since(started)}
@@ -635,43 +656,29 @@ class LLMGuidedSampler(BaseSampler):
                 return params, "dedup:random"
         return params, "dedup:random"  # every draw was taken: the space is used up
 
-    def _ask_llm(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        trials: list[FrozenTrial],
-        ranked: list[FrozenTrial],
-        region: Region,
-        search_space: dict[str, BaseDistribution],
-        log: ExchangeLog,
-    ) -> list[Proposal]:
-        """The one place that talks to the LLM: the shared proposer, inside the box, told the
-        optimizer's state; every usable candidate of the answer (at least one)."""
+    def _ask_llm(self, view: _LLMTrial) -> list[Proposal]:
+        """The shared proposer asked for a point inside the box, told the optimizer's state;
+        every usable candidate of the answer (at least one)."""
         assert self._proposer_llm is not None
-        # The trial's own claim is its optimizer's point: not a duplicate for the LLM to avoid.
-        others = [t for t in trials if t.number != trial.number]
-
-        def forbidden(params: Mapping[str, Any]) -> str | None:
-            return repeat_reason(
-                params, others, exclude_number=trial.number, search_space=search_space
-            )
-
         box: dict[str, Any] = {
             name: list(d.choices) if isinstance(d, CategoricalDistribution) else (d.low, d.high)
-            for name, d in region.space.items()
+            for name, d in view.region.space.items()
             if isinstance(d, (CategoricalDistribution, FloatDistribution, IntDistribution))
         }
         state = state_text(
-            optimizer=self._base_name.upper(), ranked=ranked, region=region, full_space=search_space
+            optimizer=self._base_name.upper(),
+            ranked=view.ranked,
+            region=view.region,
+            full_space=view.search_space,
         )
         return self._proposer_llm.propose(
-            search_space,
-            others,
-            study.directions,
+            view.search_space,
+            view.others,
+            view.study.directions,
             None,
-            forbidden=forbidden,
-            log=log,
-            current_trial_number=trial.number,
+            forbidden=view.repeat,
+            log=view.log,
+            current_trial_number=view.trial.number,
             box=box,
             state=state,
             n_trials=self._n_trials,
@@ -724,22 +731,13 @@ class LLMGuidedSampler(BaseSampler):
         with self._lock:
             return GPModel(X, sign * values, unit.is_categorical, None)
 
-    def _choose(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        trials: list[FrozenTrial],
-        ranked: list[FrozenTrial],
-        region: Region,
-        search_space: dict[str, BaseDistribution],
-        own: dict[str, Any],
-        log: ExchangeLog,
-    ) -> dict[str, Any]:
+    def _choose(self, view: _LLMTrial, own: dict[str, Any]) -> dict[str, Any]:
         """An LLM trial with ``action="choose"``: the LLM picks one of the optimizer's
         proposal and ``n_choices - 1`` GP candidates in the region; its pick is claimed and
         used, or the optimizer's proposal when the pick fails."""
         assert self._proposer_llm is not None
-        others = [t for t in trials if t.number != trial.number]
+        study, trial, ranked, region = view.study, view.trial, view.ranked, view.region
+        search_space, log = view.search_space, view.log
         unit = UnitSpace(search_space)
         model = self._fit_gp(study, ranked, unit) if set(own) == set(search_space) else None
         sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
@@ -747,14 +745,7 @@ class LLMGuidedSampler(BaseSampler):
         best = ranked[0] if ranked and all(n in ranked[0].params for n in search_space) else None
 
         def taken(params: Mapping[str, Any]) -> bool:
-            same = all(params.get(k) == v for k, v in own.items()) and len(params) == len(own)
-            return (
-                same
-                or repeat_reason(
-                    params, others, exclude_number=trial.number, search_space=search_space
-                )
-                is not None
-            )
+            return dict(params) == own or view.repeat(params) is not None
 
         found = box_candidates(
             unit,
@@ -774,21 +765,25 @@ class LLMGuidedSampler(BaseSampler):
             mine = Candidate(dict(own), "optimizer", float(sign * mu[0]), float(sd[0]))
         options = shuffled([mine, *found], rng)
         shown = [
-            {"label": chr(ord("A") + k), "params": o.params, "origin": o.origin,
+            {"label": label, "params": o.params, "origin": o.origin,
              **({"predicted": o.predicted} if o.predicted is not None else {})}
-            for k, o in enumerate(options)
+            for label, o in zip(labels_for(len(options)), options, strict=True)
         ]  # fmt: skip
         if len(options) < 2:
             reason = "no candidate besides the optimizer's proposal is free in the region"
             return self._keep_own(study, trial, own, search_space, log, reason)
         state = state_text(
-            optimizer=self._base_name.upper(), ranked=ranked, region=region, full_space=search_space
-        ).replace("you propose one trial inside its region", "you pick the next trial")
+            optimizer=self._base_name.upper(),
+            ranked=ranked,
+            region=region,
+            full_space=search_space,
+            task="you pick the next trial",
+        )
         started = time.perf_counter()
         try:
             pick = self._proposer_llm.choose(
                 search_space,
-                others,
+                view.others,
                 study.directions,
                 [describe_candidate(o) for o in options],
                 log=log,
