@@ -28,6 +28,7 @@ from optuna_llm._attrs import (
     set_system_attrs,
     set_user_attrs,
 )
+from optuna_llm._compat import stale_trial_ids
 from optuna_llm._dashboard import record_choice
 from optuna_llm.llm.base import ChatClient
 from optuna_llm.llm.factory import make_client
@@ -224,7 +225,9 @@ class LLMSeededSampler(BaseSampler):
                 trials = study._storage.get_all_trials(study._study_id, deepcopy=False)
             if (
                 not asked
-                and self._someone_else_is_asking(trials, trial)
+                and self._someone_else_is_asking(
+                    trials, trial, set(stale_trial_ids(study._storage, study._study_id))
+                )
                 and time.monotonic() < deadline
             ):
                 time.sleep(0.5)
@@ -243,12 +246,17 @@ class LLMSeededSampler(BaseSampler):
             "the LLM gave no usable seed configuration",
         )
 
-    def _someone_else_is_asking(self, trials: Sequence[FrozenTrial], me: FrozenTrial) -> bool:
-        """A lower-numbered seed trial is running and has neither a batch nor a configuration:
-        its worker is asking the LLM right now."""
+    def _someone_else_is_asking(
+        self, trials: Sequence[FrozenTrial], me: FrozenTrial, stale: set[int]
+    ) -> bool:
+        """A lower-numbered seed trial is running (its heartbeat is not ``stale``: a killed
+        worker's trial stays RUNNING until someone fails it, and waiting for it would wait the
+        whole ``seed_wait``) and has neither a batch nor a configuration: its worker is asking
+        the LLM right now."""
         return any(
             t.number < me.number
             and t.state == TrialState.RUNNING
+            and t._trial_id not in stale
             and SEED_BATCH not in t.system_attrs
             and PROPOSAL not in t.system_attrs
             and not t.params
