@@ -13,6 +13,13 @@ completes, the usual intersection over completed trials takes over; in the commo
 trial suggests the same parameters) it is the same space, so the nodes claimed before carry the
 same space hash and stay in the tree.
 
+When the only running trial that suggested anything is still suggesting, nothing tells it from
+an objective with fewer parameters: the space is then its first few, and the trial asking holds
+a node of *that* space's tree (the other parameters drawn by the independent sampler, with a
+``fallback_reason``). Such a node is a different point from the full tree's node of the same
+key and never conflicts with it; the full tree ignores it (it is worth one random draw). It
+can happen only before the first trial completes.
+
 Example:
     >>> from optuna.distributions import FloatDistribution, IntDistribution
     >>> x, n = FloatDistribution(0, 1), IntDistribution(1, 5)

@@ -79,6 +79,29 @@ def test_a_trial_still_suggesting_does_not_shrink_the_space() -> None:
     assert sorted(study.sampler.infer_relative_search_space(study, frozen)) == ["x0"]
 
 
+def test_a_claim_in_a_half_suggested_space_belongs_to_that_space_only() -> None:
+    # The only running trial is still suggesting when the next one asks: that one sees a smaller
+    # space and holds a node of that space's own tree, the rest drawn at random and said so.
+    # Once a trial completes, the full space's tree starts at its own root. (On a loaded machine
+    # 4 PostgreSQL workers hit this; the node checks must compare (space, node), not node.)
+    study = optuna.create_study(sampler=SOOSampler(seed=0))
+    half = study.ask()
+    half.suggest_float("x0", -5.0, 5.0)  # still in its objective
+    early = study.ask()
+    _suggest(early)
+    _suggest(half)
+    study.tell(half, 1.0)
+    study.tell(early, 2.0)
+    full = study.ask()
+    _suggest(full)
+    _, early_t, full_t = study.get_trials(deepcopy=False)
+    assert early_t.user_attrs["node"] == "0:0" and early_t.params["x0"] == 0.0
+    assert "outside the tree's search space" in early_t.user_attrs["fallback_reason"]
+    assert full_t.user_attrs["node"] == "0:0" and "fallback_reason" not in full_t.user_attrs
+    assert early_t.system_attrs["soo:space"] != full_t.system_attrs["soo:space"]
+    assert early_t.params != full_t.params
+
+
 @pytest.mark.parametrize("make, tag", SAMPLERS)
 def test_sixteen_simulated_workers_draw_only_the_first_trial_at_random(
     make: Callable[[], _TreeSampler], tag: str
