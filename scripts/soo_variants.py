@@ -9,7 +9,9 @@ the per-table mean regret relative to random's, per encoding.
 
 Variants: ``VARIANT=base`` (the code as it is), ``diam`` (split the side whose values span the
 most of the unit cube: many-valued sides first), ``fewest`` (fewest values first);
-``HEXP=e``: depth limit ``h_max(n) = floor(n ** e)`` instead of ``floor(sqrt(n))``.
+``HEXP=e``: depth limit ``h_max(n) = floor(n ** e)`` instead of ``floor(sqrt(n))``;
+``HMIN=d``: depth limit ``max(h_max(n), d)`` (``d`` = the number of parameters lets every one
+be split once); ``FAMILIES=hpolib,nb201``: only those table families.
 
 Example:
 
@@ -71,6 +73,9 @@ def main() -> None:
     if os.environ.get("HEXP"):
         e = float(os.environ["HEXP"])
         tree_module.h_max = lambda n: int(max(n, 1) ** e)
+    if os.environ.get("HMIN"):
+        floor, before = int(os.environ["HMIN"]), tree_module.h_max
+        tree_module.h_max = lambda n: max(before(n), floor)
     sampler, n_seeds = sys.argv[1], int(sys.argv[2])
     kwargs = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     tables = (
@@ -78,6 +83,8 @@ def main() -> None:
         + [f"hpolib/{d}" for d in HPOLIB_DATASETS]
         + [f"nb201/{d}" for d in NB201_DATASETS]
     )
+    if os.environ.get("FAMILIES"):
+        tables = [t for t in tables if t.split("/")[0] in os.environ["FAMILIES"].split(",")]
     cache_file = f"/tmp/par3/random-{n_seeds}.json"
     os.makedirs(os.path.dirname(cache_file), exist_ok=True)
     rand = json.load(open(cache_file)) if os.path.exists(cache_file) else {}
@@ -111,7 +118,16 @@ def main() -> None:
         out.append(
             f"{group}: W/T/L {w}/{t}/{lost} = {100 * w / n:.1f}% median {np.median(changes):+.1f}%"
         )
-    print(VARIANT, os.environ.get("HEXP"), sampler, kwargs, n_seeds, "seeds |", " | ".join(out))
+    print(
+        VARIANT,
+        os.environ.get("HEXP"),
+        os.environ.get("HMIN"),
+        sampler,
+        kwargs,
+        n_seeds,
+        "seeds |",
+        " | ".join(out),
+    )
 
 
 if __name__ == "__main__":

@@ -76,9 +76,10 @@ class BaMSOOSampler(_TreeSampler):
 
     BaMSOO (Wang, Shakibi, Jin and de Freitas, 2014) runs the SOO sweep of
     :class:`~optuna_llm.samplers.SOOSampler` (same tree, split rule, ``h_max(n) =
-    floor(sqrt(n))`` with ``n`` the number of real evaluations, same claims and recovery in
-    shared studies), but a GP over all completed trials decides which new nodes deserve a real
-    evaluation: a node is evaluated only if its upper confidence bound
+    max(floor(sqrt(n)), number of parameters)`` with ``n`` the real evaluations plus the
+    GP-estimated nodes, same claims and recovery in shared studies), but a GP over all
+    completed trials decides which new nodes deserve a real evaluation: a node is evaluated
+    only if its upper confidence bound
     ``UCB = mu + B_N sigma`` reaches the best value seen so far; otherwise it takes its lower
     bound ``LCB = mu - B_N sigma`` as a *GP-estimated* value and the tree goes on without an
     evaluation. ``B_N = sqrt(2 log(pi^2 N^2 / (6 eta)))`` where ``N`` counts the nodes whose

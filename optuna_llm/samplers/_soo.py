@@ -29,7 +29,9 @@ class SOOSampler(_TreeSampler):
       evaluation), the others take the middle value of their run, so no two nodes are ever
       evaluated at the same parameters (see ``optuna_llm.samplers._partition``).
     * **Depth limit:** ``h_max(n) = floor(sqrt(n))`` with ``n`` the number of evaluations so
-      far (Munos 2011): leaves deeper than that are not expanded yet, unless no leaf within
+      far (Munos 2011), but at least the number of parameters (the split rule cuts one side
+      per level, so with more parameters than ``sqrt(n)`` the last ones would never be
+      varied): leaves deeper than that are not expanded yet, unless no leaf within
       ``h_max`` is left to expand (small discrete spaces): then the sweep goes deeper instead
       of falling back to the independent sampler.
     * **Mixed spaces:** float/int/log use Optuna's padded normalisation

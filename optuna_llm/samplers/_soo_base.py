@@ -317,6 +317,7 @@ class _TreeSampler(BaseSampler):
             expandable=ctx.expandable,
             max_failures=max_failures,
             count_estimates=self._count_estimates,
+            n_params=ctx.space.dim,
         )
 
     def _add(

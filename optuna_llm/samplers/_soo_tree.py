@@ -19,11 +19,11 @@ How the tree follows from the records (nothing else is stored):
   and the leaf still needs its evaluation.
 
 Every record also carries the *sweep* number of the expansion that created it. SOO sweeps the
-depths ``0..min(depth(T), h_max(n))`` (all depths when nothing within ``h_max`` is left to
-expand) expanding, at each depth, the best leaf if it is at least
-as good as everything expanded earlier in the sweep. The sweep's position is the expansion with
-the largest ``(sweep, depth)``, so a sweep interrupted between two calls (or two workers)
-resumes where it stopped, and one worker replays sequential SOO exactly.
+depths ``0..min(depth(T), h_max(n))`` (``h_max`` at least the number of parameters; all depths
+when nothing within ``h_max`` is left to expand) expanding, at each depth, the best leaf if it
+is at least as good as everything expanded earlier in the sweep. The sweep's position is the
+expansion with the largest ``(sweep, depth)``, so a sweep interrupted between two calls (or two
+workers) resumes where it stopped, and one worker replays sequential SOO exactly.
 
 The tree is *incremental*: records can be added in any order and give the same tree, so the
 samplers keep the part built from finished trials (which never change) and, at each call, copy
@@ -126,8 +126,10 @@ class Tree:
         expandable: Callable[[Node], bool],
         max_failures: int = 3,
         count_estimates: bool = False,
+        n_params: int = 0,
     ) -> None:
         self.k = k
+        self.n_params = n_params  # the depth limit is at least this (see h_max)
         self._inherits = inherits
         self._expandable = expandable
         self._max_failures = max_failures
@@ -296,7 +298,7 @@ class Tree:
         self._cursor = (sweep, node[0], -math.inf if value is None else value)
 
     def _advance_sweep(self) -> bool:
-        limit = min(self.max_depth, h_max(self.n_for_depth_limit()))
+        limit = min(self.max_depth, h_max(self.n_for_depth_limit(), self.n_params))
         # Past h_max only when nothing within it can be expanded (in a small discrete space
         # the shallow cells are soon exhausted): the deeper leaves are the points left.
         for depth_limit in dict.fromkeys((limit, self.max_depth)):

@@ -175,3 +175,5 @@ def test_int_log_step_categorical_round_trip() -> None:
 
 def test_h_max_schedule() -> None:
     assert [h_max(n) for n in (0, 1, 3, 4, 15, 16, 100, 1000)] == [1, 1, 1, 2, 3, 4, 10, 31]
+    # Never below the number of parameters: each one is split at least once (issue 13).
+    assert [h_max(n, n_params=9) for n in (1, 50, 81, 100)] == [9, 9, 9, 10]

