@@ -2,9 +2,10 @@
 
 A parameter first split at depth ``d`` is varied (a node differs from its parent in it) only by
 the children of an expanded depth-``d`` node, and SOO expands a leaf at depth ``d`` only when
-``d <= h_max(n) = floor(sqrt(n))`` (7 at 50 evaluations), unless nothing shallower is left.
-A parameter whose first split is deeper than ``h_max(50)`` keeps, in every node of a 50-trial
-run, the value the root gave it: SOO never tries another value of it. This needs no
+``d <= h_max(n)``, unless nothing shallower is left. With ``h_max(n) = floor(sqrt(n))`` (7 at
+50 evaluations) a parameter first split deeper keeps, in every node of a 50-trial run, the
+value the root gave it: SOO never tries another value of it. Since 7cbfc06 the limit is at least
+the number of parameters, so none is left out; both columns are printed. This needs no
 evaluation: the split rule is a pure function of the search space and ``k``.
 
 Prints one Markdown row per table and encoding. Example:
@@ -50,34 +51,44 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=50)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    limit = h_max(args.budget)
+    plain = h_max(args.budget)
     tables = (
         [f"hpobench/{d}" for d in HPOBENCH_DATASETS[:1]]
         + [f"hpolib/{d}" for d in HPOLIB_DATASETS[:1]]
         + [f"nb201/{d}" for d in NB201_DATASETS[:1]]
     )  # the families share one search space each
-    print(f"h_max({args.budget}) = {limit}; a parameter first split deeper is never varied\n")
-    print("| table family | encoding | k | parameters (values): first split depth | never varied |")
-    print("|---|---|---|---|---|")
+    print(
+        f"floor(sqrt({args.budget})) = {plain}; the depth limit is at least the number of "
+        "parameters (7cbfc06); a parameter first split deeper than the limit is never varied\n"
+    )
+    print(
+        "| table family | encoding | k | parameters (values): first split depth "
+        "| never varied, floor(sqrt(n)) | never varied, with the floor |"
+    )
+    print("|---|---|---|---|---|---|")
     for name in tables:
         family, dataset = name.split("/")
         for encoding in ("", "-index"):
             dists = get_task(f"{family}{encoding}/{dataset}").distributions()
             space = UnitSpace(dists)
+            limit = h_max(args.budget, space.dim)
             for k in args.k:
                 first = first_split_depths(space, k, limit + 3)
                 cells = []
-                never = []
+                never, never_now = [], []
                 for j, param in enumerate(dists):
                     n = space.n_values(j)
                     depth = first.get(j)
                     shown = ">" + str(limit + 3) if depth is None else str(depth)
                     cells.append(f"{param} ({n or 'cont.'}): {shown}")
-                    if depth is None or depth > limit:
+                    if depth is None or depth > plain:
                         never.append(param)
+                    if depth is None or depth > limit:
+                        never_now.append(param)
                 label = "integer index" if encoding else "categorical"
                 print(
-                    f"| {family} | {label} | {k} | {', '.join(cells)} | {', '.join(never) or '-'} |"
+                    f"| {family} | {label} | {k} | {', '.join(cells)} "
+                    f"| {', '.join(never) or '-'} | {', '.join(never_now) or '-'} |"
                 )
 
 
