@@ -37,13 +37,15 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+from llama_cpp.llama_chat_format import format_gemma
 
-from optuna_llm.bench._tasks import HPOBENCH_DATASETS, get_task
+from optuna_llm.bench._tasks import Task, expand_tasks, get_task
 from optuna_llm.llm.embedded import (
     GEMMA_CHAT_FORMAT,
     default_model_path,
@@ -66,10 +68,14 @@ class Question:
 
 
 def _task_names() -> dict[str, str]:
-    """First line of a prompt (the problem) -> task name."""
-    names = [f"hpobench/{d}" for d in HPOBENCH_DATASETS]
-    names += [f"bbob/f{f:02d}-d5-i1" for f in (1, 3, 8, 10, 15, 21)]
-    return {f"Problem: {get_task(n).description}": n for n in names}
+    """First line of a prompt (the problem) -> task name, for the suites the guided benchmark
+    ran on (scripts/llm_benchmark.py: HPOBench-NN tables and BBOB 5-D)."""
+    return {f"Problem: {_task(n).description}": n for n in expand_tasks(["hpobench", "bbob-5d"])}
+
+
+@cache
+def _task(name: str) -> Task:
+    return get_task(name)
 
 
 def _value(text: str) -> Any:
@@ -111,21 +117,15 @@ def questions(path: Path) -> Iterator[Question]:
 
 
 def true_regret(task_name: str, config: dict[str, Any]) -> float:
-    task = get_task(task_name)
     trial = optuna.trial.FixedTrial(config)
-    return float(task._evaluate(trial, np.random.default_rng(0)).regret)  # type: ignore[arg-type]
+    return float(_task(task_name)._evaluate(trial, np.random.default_rng(0)).regret)  # type: ignore[arg-type]
 
 
 def label_probabilities(llama: Any, q: Question) -> list[float]:
     """P(label) of the token after ``{"choice": "``, from llama.cpp's logits of the last
     prompt token (the grammar lets only a label through, so the answer is their argmax)."""
-    messages = merge_system_turn(q.messages)
-    prompt = "".join(
-        f"<start_of_turn>{'model' if m['role'] == 'assistant' else 'user'}\n{m['content']}"
-        "<end_of_turn>\n"
-        for m in messages
-    )
-    prompt += '<start_of_turn>model\n{"choice": "'
+    # The embedded client's own rendering: Gemma's chat format, the system turn merged first.
+    prompt = format_gemma(merge_system_turn(q.messages)).prompt + '{"choice": "'
     llama.create_completion(prompt, max_tokens=1, temperature=0.0)  # reuses the cached prefix
     logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
     logp = logits - np.logaddexp.reduce(logits)

@@ -9,9 +9,9 @@ the per-table mean regret relative to random's, per encoding.
 
 Variants: ``VARIANT=base`` (the code as it is), ``diam`` (split the side whose values span the
 most of the unit cube: many-valued sides first), ``fewest`` (fewest values first);
-``HEXP=e``: depth limit ``h_max(n) = floor(n ** e)`` instead of ``floor(sqrt(n))``;
-``HMIN=d``: depth limit ``max(h_max(n), d)`` (``d`` = the number of parameters lets every one
-be split once); ``FAMILIES=hpolib,nb201``: only those table families.
+``HEXP=e``: depth limit ``floor(n ** e)`` instead of ``floor(sqrt(n))`` (the floor of the
+number of parameters kept); ``HMIN=d``: depth limit at least ``d`` (the floor's probe before it
+was in the sampler); ``FAMILIES=hpolib,nb201``: only those table families.
 
 Example:
 
@@ -72,10 +72,11 @@ def main() -> None:
         partition.UnitSpace.split_dim = split_fewest  # type: ignore[method-assign]
     if os.environ.get("HEXP"):
         e = float(os.environ["HEXP"])
-        tree_module.h_max = lambda n: int(max(n, 1) ** e)
+        # The depth floor (at least the number of parameters) stays, as in the sampler.
+        tree_module.h_max = lambda n, n_params=0: max(int(max(n, 1) ** e), n_params)
     if os.environ.get("HMIN"):
         floor, before = int(os.environ["HMIN"]), tree_module.h_max
-        tree_module.h_max = lambda n: max(before(n), floor)
+        tree_module.h_max = lambda n, n_params=0: max(before(n, n_params), floor)
     sampler, n_seeds = sys.argv[1], int(sys.argv[2])
     kwargs = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     tables = (
