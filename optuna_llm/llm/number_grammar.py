@@ -1,0 +1,196 @@
+"""Grammar rules for numbers inside a range: what the embedded model may write for a bounded
+integer or float of the answer schema.
+
+llama-cpp-python turns a JSON schema into a grammar but ignores ``minimum`` and ``maximum``,
+so the embedded model could write ``"depth": 16`` for a depth in ``[1, 3]`` or ``"alpha": 0``
+for a log-scale ``alpha`` in ``[1e-08, 1]``, and lose the request to a refusal (docs/llm.md
+counts them). The rules here make those answers impossible to write, as an enum already does
+for a categorical:
+
+- **Integers** (:func:`int_range_alternatives`): exactly the decimal integers in
+  ``[low, high]``, no leading zero, built digit by digit (as llama.cpp's own converter does for
+  an integer ``minimum``/``maximum``), so a range of a thousand values is a few alternatives.
+- **Floats** (:func:`float_range_gbnf`): a close superset of ``[low, high]``, not an exact
+  range. The sign is fixed by the bounds; the integer part is at most ``floor(high)`` (for
+  ``high >= 1``, no fraction after ``floor(high)`` itself, so ``[0, 15]`` is exact at the top and
+  ``[0, 256.5]`` loses only ``(256, 256.5]``; below 1 any fraction is allowed); an exponent may
+  only be negative (``1e-05``), which keeps a value under its upper bound. With ``low > 0`` (a
+  log-scale range) zero cannot be written, and neither can a value below ``low``'s decade:
+  for ``[1e-08, 1]`` the model wrote ``1e-10``, ``1e-110`` and ``0``, now impossible. What the
+  rule lets through (``0.5`` for a range ``[1e-05, 0.03]``, ``3e-08`` for ``[5e-08, 1]``) is
+  still checked by :mod:`optuna_llm.llm.validate`, which repairs a near miss and refuses the
+  rest.
+
+The rules use a small part of GBNF (quoted literals, character classes, groups, ``|``, ``?``
+and ``{m,n}``) that :func:`gbnf_to_regex` turns into a Python regular expression, so the tests
+check them against many numbers without a model.
+
+Example:
+    >>> import re
+    >>> to_gbnf(int_range_alternatives(16, 1024))
+    '[1] [6-9] | [2-9] [0-9] | [1-9] [0-9] [0-9] | [1] [0] [0-1] [0-9] | [1] [0] [2] [0-4]'
+    >>> depth = gbnf_to_regex(to_gbnf(int_range_alternatives(1, 3)))
+    >>> [bool(re.fullmatch(depth, s)) for s in ("1", "3", "4", "16", "01")]
+    [True, True, False, False, False]
+    >>> alpha = gbnf_to_regex(float_range_gbnf(1e-08, 1.0))
+    >>> [bool(re.fullmatch(alpha, s)) for s in ("0.001", "1e-05", "1.0", "0", "1.5", "-1")]
+    [True, True, True, False, False, False]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+Item = str
+"""A character class such as ``[0-9]`` (the same text in GBNF and in a regex) or ``-``."""
+Alternative = list[Item]
+
+_DIGITS = 16
+"""Most digits written before and after a float's point (what llama-cpp-python allows)."""
+
+
+def _digit_strings(a: str, b: str) -> list[Alternative]:
+    """Every digit string of ``len(a)`` digits between ``a`` and ``b`` (``a <= b``, same length,
+    leading zeros allowed)."""
+    if not a:
+        return [[]]
+    n = len(a) - 1
+    if a[0] == b[0]:
+        return [[f"[{a[0]}]", *rest] for rest in _digit_strings(a[1:], b[1:])]
+    out: list[Alternative] = []
+    first, last = int(a[0]), int(b[0])
+    if a[1:] != "0" * n:  # a's first digit, then from a's tail up to 9...9
+        out += [[f"[{a[0]}]", *rest] for rest in _digit_strings(a[1:], "9" * n)]
+        first += 1
+    tail: list[Alternative] = []
+    if b[1:] != "9" * n:  # b's first digit, then from 0...0 up to b's tail
+        tail = [[f"[{b[0]}]", *rest] for rest in _digit_strings("0" * n, b[1:])]
+        last -= 1
+    if first <= last:
+        out.append([f"[{first}-{last}]", *(["[0-9]"] * n)])
+    return out + tail
+
+
+def _natural_range(low: int, high: int) -> list[Alternative]:
+    """The decimal integers in ``[low, high]``, ``0 <= low``, no leading zero."""
+    out: list[Alternative] = []
+    for n in range(len(str(low)), len(str(high)) + 1):
+        a = max(low, 10 ** (n - 1) if n > 1 else 0)
+        b = min(high, 10**n - 1)
+        if a <= b:
+            out += _digit_strings(str(a), str(b))
+    return out
+
+
+def int_range_alternatives(low: int, high: int) -> list[Alternative]:
+    """Exactly the integers in ``[low, high]`` as JSON writes them (``-`` for a negative one).
+
+    Example:
+        >>> to_gbnf(int_range_alternatives(1, 3))
+        '[1-3]'
+    """
+    if low > high:
+        raise ValueError(f"An integer range needs low <= high, got [{low}, {high}].")
+    if low >= 0:
+        return _natural_range(low, high)
+    negative = [["-", *alt] for alt in _natural_range(max(1, -high), -low)]
+    return negative + (_natural_range(0, high) if high >= 0 else [])
+
+
+def _magnitude(upper: float, lower: float) -> str:
+    """GBNF for a decimal magnitude in about ``[lower, upper]`` (``0 <= lower <= upper``; see
+    the module docstring): a plain decimal, or a digit with a negative exponent (``1e-05``).
+    With ``lower > 0`` zero cannot be written, and neither can leading zeros or an exponent
+    that go below ``lower``'s decade."""
+    whole = math.floor(upper) if upper >= 1 else 0
+    fraction = f'"." [0-9]{{1,{_DIGITS}}}'
+    digits = f"[0-9]{{0,{_DIGITS - 1}}}"
+    if lower > 0:
+        # lower's decade is [10**-decades, 10**-decades * 10): nothing below it can be written
+        decades = -math.floor(math.log10(lower)) if lower < 1 else 0
+        zeros = f"[0]{{0,{decades - 1}}} " if decades >= 2 else ""
+        small = f'"0" "." {zeros}[1-9] {digits}' if decades >= 1 else None
+        exponent = (
+            f'[eE] "-" [0]{{0,2}} ({to_gbnf(int_range_alternatives(1, decades))})'
+            if decades >= 1
+            else None
+        )
+    else:
+        small = f'"0" ({fraction})?'
+        exponent = '[eE] "-" [0-9]{1,3}'
+    forms = [small] if small else []
+    first = max(1, math.floor(lower))
+    if whole - 1 >= first:
+        forms.append(f"({to_gbnf(int_range_alternatives(first, whole - 1))}) ({fraction})?")
+    if whole >= 1:
+        forms.append(f'"{whole}" ("." [0]{{1,{_DIGITS}}})?')
+    plain = " | ".join(forms)
+    if lower == 0:  # an exponent only makes a value smaller: any, on any form
+        return f"(({plain}) ({exponent})? | [1-9] ({fraction})? {exponent})"
+    if exponent is None:
+        return f"({plain})"
+    # ... a positive lower bound: the exponent only on a leading digit, within its decades
+    return f"({plain} | [1-9] ({fraction})? {exponent})"
+
+
+def float_range_gbnf(low: float, high: float) -> str:
+    """GBNF for a JSON number close to ``[low, high]`` (see the module docstring).
+
+    Example:
+        >>> import llama_cpp
+        >>> rule = float_range_gbnf(1e-08, 1.0)
+        >>> grammar = llama_cpp.LlamaGrammar.from_string(f"root ::= {rule}", verbose=False)
+    """
+    if not low <= high:
+        raise ValueError(f"A float range needs low <= high, got [{low}, {high}].")
+    parts = []
+    if high >= 0:
+        parts.append(_magnitude(high, max(low, 0.0)))
+    if low < 0:  # "-" and a magnitude up to -low (down to -high when high < 0; never -0)
+        parts.append(f'"-" {_magnitude(-low, -high if high < 0 else 10.0 ** -(_DIGITS - 1))}')
+    return parts[0] if len(parts) == 1 else f"({' | '.join(parts)})"
+
+
+def to_gbnf(alternatives: list[Alternative]) -> str:
+    """The alternatives as one GBNF expression.
+
+    Example:
+        >>> to_gbnf(int_range_alternatives(-1, 1))
+        '"-" [1] | [0-1]'
+    """
+    return " | ".join(
+        " ".join(f'"{item}"' if item == "-" else item for item in alt) for alt in alternatives
+    )
+
+
+def gbnf_to_regex(expr: str) -> str:
+    """A rule of this module (quoted literals, character classes, groups, ``|``, ``?`` and
+    ``{m,n}``, nothing else) as the Python regular expression that matches the same strings,
+    so that tests can check it on many numbers without a model.
+
+    Example:
+        >>> import re
+        >>> bool(re.fullmatch(gbnf_to_regex('"-" ([1-9] | "0")?'), "-7"))
+        True
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if c == '"':
+            j = expr.index('"', i + 1)
+            out.append(re.escape(expr[i + 1 : j]))
+            i = j + 1
+            continue
+        if c == "[":
+            j = expr.index("]", i)
+            out.append(expr[i : j + 1])
+            i = j + 1
+            continue
+        if c == "(":
+            out.append("(?:")
+        elif c != " ":
+            out.append(c)  # ) | ? { } , and the digits of {m,n}
+        i += 1
+    return "".join(out)
