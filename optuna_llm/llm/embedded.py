@@ -11,6 +11,7 @@ import atexit
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optuna_llm.llm.base import ChatResult, LLMUnavailableError, Message
+from optuna_llm.llm.number_grammar import float_range_gbnf, int_range_alternatives, to_gbnf
 
 _logger = logging.getLogger(__name__)
 
@@ -141,7 +143,9 @@ _JSON_EXPONENT = "([eE] [-+]? [0-9] ([0-9] ([0-9])?)?)?"
 
 def schema_gbnf(schema: dict[str, Any]) -> str:
     """The GBNF grammar of ``schema``: llama-cpp-python's conversion, with JSON's own rules
-    for string characters (no raw control characters) and for exponents (``1e-05``).
+    for string characters (no raw control characters) and for exponents (``1e-05``), and
+    with every integer or number that has a ``minimum`` and a ``maximum`` kept inside them
+    (:mod:`~optuna_llm.llm.number_grammar`; llama-cpp-python ignores both).
 
     Example:
         >>> text = schema_gbnf({"type": "object", "properties": {"r": {"type": "string"}}})
@@ -151,11 +155,44 @@ def schema_gbnf(schema: dict[str, Any]) -> str:
         >>> number = schema_gbnf({"type": "object", "properties": {"x": {"type": "number"}}})
         >>> "[eE] [-+]? [0-9] ([0-9]" in number  # an exponent may start with 0, as in 1e-05
         True
+        >>> depth = {"type": "integer", "minimum": 1, "maximum": 3}
+        >>> "[1-3]" in schema_gbnf({"type": "object", "properties": {"depth": depth}})
+        True
     """
     from llama_cpp import llama_grammar
 
-    gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(schema, sort_keys=False))
-    return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR).replace(_LOOSE_EXPONENT, _JSON_EXPONENT)
+    def convert(s: dict[str, Any]) -> str:
+        gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(s, sort_keys=False))
+        return gbnf.replace(_LOOSE_CHAR, _JSON_CHAR).replace(_LOOSE_EXPONENT, _JSON_EXPONENT)
+
+    rules: dict[str, str] = {}
+    gbnf = convert(_bounded_as_placeholders(schema, rules))
+    for placeholder, rule in rules.items():
+        literal = json.dumps(json.dumps(placeholder))  # how the converter writes a const
+        if gbnf.count(literal) != 1:  # the converter changed: keep its unbounded numbers
+            _logger.warning("Number ranges not applied to the answer grammar: %s", placeholder)
+            return convert(schema)
+        gbnf = gbnf.replace(literal, f"({rule}) space")
+    return gbnf
+
+
+def _bounded_as_placeholders(node: Any, rules: dict[str, str]) -> Any:
+    """``node`` with each bounded integer/number schema replaced by a ``const`` placeholder
+    string; ``rules`` gets each placeholder's range rule."""
+    if isinstance(node, list):
+        return [_bounded_as_placeholders(v, rules) for v in node]
+    if not isinstance(node, dict):
+        return node
+    kind, low, high = node.get("type"), node.get("minimum"), node.get("maximum")
+    if kind in ("integer", "number") and low is not None and high is not None:
+        placeholder = f"@@bounded-number-{len(rules)}@@"
+        rules[placeholder] = (
+            to_gbnf(int_range_alternatives(math.ceil(low), math.floor(high)))
+            if kind == "integer"
+            else float_range_gbnf(float(low), float(high))
+        )
+        return {"const": placeholder}
+    return {k: _bounded_as_placeholders(v, rules) for k, v in node.items()}
 
 
 def grammar_for_schema(schema: dict[str, Any]) -> Any:
@@ -251,8 +288,9 @@ def merge_system_turn(messages: list[Message]) -> list[Message]:
 class EmbeddedLlamaClient:
     """A :class:`~optuna_llm.llm.client.ChatClient` running a GGUF model in this process.
 
-    JSON answers are constrained by llama.cpp's grammar built from the schema (which does not
-    enforce ``minimum``/``maximum`` of numbers: validation still checks them). ``temperature``
+    JSON answers are constrained by llama.cpp's grammar built from the schema, numbers kept
+    inside their ``minimum``/``maximum`` (integers exactly, floats nearly: validation still
+    checks them; :mod:`~optuna_llm.llm.number_grammar`). ``temperature``
     and ``seed`` reach llama.cpp's sampler on every call. The context is not reset between
     calls: llama.cpp keeps the KV cache of the longest unchanged prefix (system prompt,
     problem, search space) and evaluates only the rest; :attr:`last_prefill` says how much.

@@ -193,6 +193,35 @@ def test_the_answer_grammar_lets_an_exponent_start_with_zero(embedded: EmbeddedL
     assert json.loads(result.text)["learning_rate"] < 1e-3, result.text
 
 
+def test_the_answer_grammar_keeps_numbers_inside_their_range(embedded: EmbeddedLlamaClient) -> None:
+    # llama-cpp-python ignores minimum/maximum: asked for out-of-range values, the model wrote
+    # "depth": 16 for [1, 3] and "alpha": 0 for a log-scale [1e-08, 1], and each such answer
+    # cost a request (docs/llm.md). The grammar now keeps them inside.
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    from optuna_llm.llm.schema import answer_schema
+
+    space = {
+        "depth": IntDistribution(1, 3),
+        "width": IntDistribution(16, 1024, log=True),
+        "alpha": FloatDistribution(1e-08, 1.0, log=True),
+        "x": FloatDistribution(-5.0, 10.0),
+    }
+    schema = answer_schema(space, 1, "none")
+    ask = {
+        "role": "user",
+        "content": 'Copy this JSON exactly: {"config": {"depth": 16, "width": 2000, "alpha": 0, '
+        '"x": 45}}',
+    }
+    for seed in range(4):
+        result = embedded.chat(
+            [SYSTEM, ask], json_schema=schema, max_tokens=80, temperature=1.0, seed=seed
+        )
+        config = json.loads(result.text)["config"]
+        assert 1 <= config["depth"] <= 3 and 16 <= config["width"] <= 1024, result.text
+        assert 0 < config["alpha"] <= 1.0 and -5.0 <= config["x"] <= 10.0, result.text
+
+
 def test_the_guided_sampler_picks_a_candidate_with_the_embedded_model(
     embedded: EmbeddedLlamaClient,
 ) -> None:
