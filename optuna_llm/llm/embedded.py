@@ -336,6 +336,13 @@ class EmbeddedLlamaClient:
             "temperature": temperature,
             "max_tokens": max_tokens or 512,
         }
+        if temperature > 0:
+            # llama.cpp cuts the distribution's tail (top_p 0.95, min_p 0.05) before it applies
+            # the temperature, so a token the model gives 95 % stays alone at any temperature:
+            # retries at new seeds and hotter wrote the same refused answer byte for byte
+            # (docs/llm.md). Sample from the whole distribution (its 40 most likely tokens, as
+            # llama.cpp's top_k keeps) under the grammar, which keeps every answer valid.
+            kwargs.update(top_p=1.0, min_p=0.0)
         if json_schema is not None:
             kwargs["grammar"] = grammar_for_schema(json_schema)
         if seed is not None:
