@@ -16,6 +16,15 @@ model, a pick among labelled candidates (``action="choose"``), into their own re
     python scripts/llm_benchmark.py gp-guided   # llm-guided on its defaults (embedded model)
     python scripts/llm_benchmark.py gp-report   # those against random/TPE/GP/CMA-ES above
 
+and the paper's ``llm`` on the embedded model's defaults since the answer grammar keeps
+numbers in range and the first request samples at temperature 1 (it was 0), into its own
+results file:
+
+    python scripts/llm_benchmark.py llm-t1      # `llm` at 10 evaluations on the 11 tasks
+    python scripts/llm_benchmark.py llm-t1 --tasks hpobench/australian hpobench/car \\
+        hpobench/credit_g hpobench/kc1 hpobench/segment --budgets 50   # and at 50 on the tables
+    python scripts/llm_benchmark.py llm-t1-report
+
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
 to what fits (the report says what ran). Starting configuration: ``llm-guided`` and
@@ -46,6 +55,8 @@ BASE_GP = ROOT / "docs" / "results" / "llm-benchmark-base-gp.jsonl"
 GP_GUIDED = ROOT / "docs" / "results" / "llm-guided-gp.jsonl"
 """``llm-guided`` and ``guided-base`` on the defaults since the switch: GP as the optimizer,
 the LLM picking among candidates on the embedded model."""
+LLM_T1 = ROOT / "docs" / "results" / "llm-sampler-t1.jsonl"
+"""``llm`` with the numbers of its answer grammar kept in range, first request at temperature 1."""
 
 TABLES = (
     "hpobench/australian",
@@ -73,6 +84,7 @@ GRID = {
     "base-gp": Phase(("guided-base",), TASKS, (10, 50)),
     "gp-base": Phase(("guided-base",), TASKS, (10, 50)),
     "gp-guided": Phase(("llm-guided",), TASKS, (10, 50)),
+    "llm-t1": Phase(("llm",), TASKS, (10,)),
 }
 BASELINES = ("random", "tpe", "gp", "cmaes")
 
@@ -94,6 +106,8 @@ def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, see
         kwargs, results = {"guided-base": {"base": "gp"}}, BASE_GP
     elif name.startswith("gp-"):
         results = GP_GUIDED
+    elif name == "llm-t1":
+        kwargs, results = {"llm": {**llm, "temperature": 1.0}}, LLM_T1
     run_all(keys, results, jobs=1, sampler_kwargs=kwargs, progress=True)
 
 
@@ -238,13 +252,19 @@ def gp_report() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=(*GRID, "report", "gp-report"))
+    parser.add_argument("phase", choices=(*GRID, "report", "gp-report", "llm-t1-report"))
     parser.add_argument("--tasks", nargs="+", help="cut the phase to these tasks")
     parser.add_argument("--budgets", type=int, nargs="+", help="cut the phase to these budgets")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (at most 3)")
     args = parser.parse_args(argv)
     if args.phase == "gp-report":
         print(gp_report())
+        return 0
+    if args.phase == "llm-t1-report":
+        from optuna_llm.bench import load_records
+
+        baselines = [r for r in load_records([RESULTS]) if r["sampler"] in BASELINES]
+        print(report(baselines + (load_records([LLM_T1]) if LLM_T1.exists() else [])))
         return 0
     if args.phase == "report":
         from optuna_llm.bench import load_records

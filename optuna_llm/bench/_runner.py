@@ -112,12 +112,12 @@ def sampler_kwargs_for(
             kw.update({k: v for k, v in kw.pop("llm").items() if k not in kw})
     if key.sampler != "llm" and isinstance(kw.get("llm"), Mapping):
         # LLMSeededSampler takes its LLM as an LLMSampler: build it here, in the worker, from
-        # the picklable settings (model, base_url, cache) the command line gave. No seed: at
-        # temperature 0 the answer does not depend on it, and identical requests then share one
-        # cache entry across seeds and budgets.
+        # the picklable settings (model, base_url, cache) the command line gave. Temperature 0
+        # and no seed (the published seeded rows' setting): the answer does not depend on the
+        # seed, and identical requests then share one cache entry across seeds and budgets.
         from optuna_llm.samplers import LLMSampler
 
-        kw["llm"] = LLMSampler(problem=kw["problem"], **kw["llm"])
+        kw["llm"] = LLMSampler(problem=kw["problem"], **{"temperature": 0.0, **kw["llm"]})
     return kw
 
 

@@ -257,6 +257,33 @@ def resolve_example(example: str, client: object) -> str:
     return "keys" if enforces_schema(client) else "values"
 
 
+PAPER_TEMPERATURE = 0.0
+"""The paper's setting (Zhang et al. 2023: GPT-4 Turbo at temperature 0)."""
+SMALL_MODEL_TEMPERATURE = 1.0
+"""For a client that enforces the answer's schema (the embedded Gemma 3 270M): at 0 it writes
+back a configuration of its prompt on nearly every trial, at 1 it writes new ones, and its
+grammar keeps every answer valid however hot it samples (docs/llm.md measures both)."""
+
+
+def resolve_temperature(temperature: float | None, client: object) -> float:
+    """The first request's temperature for ``client``: ``None`` (auto) is
+    :data:`SMALL_MODEL_TEMPERATURE` for a client that enforces the schema, else the paper's
+    :data:`PAPER_TEMPERATURE`; a number stays, and must lie in ``[0, 2]``.
+
+    Example:
+        >>> resolve_temperature(None, object()), resolve_temperature(0.3, object())
+        (0.0, 0.3)
+    """
+    if temperature is None:
+        return SMALL_MODEL_TEMPERATURE if enforces_schema(client) else PAPER_TEMPERATURE
+    if not 0.0 <= temperature <= 2.0:
+        raise ValueError(
+            f"temperature must lie in [0, 2] (the range OpenAI-compatible servers accept), got "
+            f"{temperature}; pass None for the default of the client."
+        )
+    return float(temperature)
+
+
 def refusing_examples(
     forbidden: Forbidden,
     search_space: Mapping[str, BaseDistribution],

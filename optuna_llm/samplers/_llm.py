@@ -36,7 +36,13 @@ from optuna_llm.llm.base import ChatClient, LLMUnavailableError
 from optuna_llm.llm.cache import LLMCache
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import DEFAULT_EXAMPLE, DEFAULT_RATIONALE, PromptSettings
-from optuna_llm.llm.proposer import ExchangeLog, Proposal, ProposalFailed, Proposer
+from optuna_llm.llm.proposer import (
+    ExchangeLog,
+    Proposal,
+    ProposalFailed,
+    Proposer,
+    resolve_temperature,
+)
 from optuna_llm.samplers._history import (
     claim_config,
     has_given_params,
@@ -116,7 +122,9 @@ class LLMSampler(BaseSampler):
         history: ``"compressed"`` (bounded) or ``"chat"`` (grows with the trials).
         chain_of_thought: Ask the model to reason before answering; the reasoning is kept as
             the trial's ``rationale``.
-        temperature: Sampling temperature.
+        temperature: Sampling temperature of the first request (retries sample hotter).
+            ``None``: the paper's 0 for a server, 1 for the embedded model, which at 0 writes
+            back a configuration of its prompt on nearly every trial (docs/llm.md).
         fallback: Sampler used when the LLM gives nothing usable. Default: ``RandomSampler``.
         max_total_tokens: Study-wide token cap (prompt + completion, all trials).
         cache: Record/replay file path, or an :class:`~optuna_llm.llm.LLMCache`.
@@ -153,7 +161,7 @@ class LLMSampler(BaseSampler):
         api_key: str | None = None,
         history: str = "compressed",
         chain_of_thought: bool = False,
-        temperature: float = 0.0,
+        temperature: float | None = None,
         fallback: BaseSampler | None = None,
         max_total_tokens: int | None = None,
         cache: str | os.PathLike[str] | LLMCache | None = None,
@@ -205,7 +213,7 @@ class LLMSampler(BaseSampler):
                 rationale=rationale,
                 example=example,
             ),
-            temperature=temperature,
+            temperature=resolve_temperature(temperature, client),
             seed=seed,
             max_attempts=max_attempts,
             max_total_tokens=max_total_tokens,

@@ -222,6 +222,20 @@ def test_the_answer_grammar_keeps_numbers_inside_their_range(embedded: EmbeddedL
         assert 0 < config["alpha"] <= 1.0 and -5.0 <= config["x"] <= 10.0, result.text
 
 
+def test_llm_sampler_asks_the_embedded_model_at_temperature_one(tmp_path: Path) -> None:
+    # At temperature 0 the 270M model wrote back a configuration of its prompt on nearly every
+    # trial (docs/llm.md): on the embedded model the default first request samples at 1.
+    from optuna_llm.llm import LLMCache
+
+    cache = tmp_path / "exchanges.jsonl"
+    sampler = LLMSampler("Minimise the 2-D Branin function.", cache=LLMCache(cache), seed=0)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(branin, n_trials=2)
+    requests = [json.loads(line)["request"] for line in cache.read_text().splitlines()]
+    assert requests and all(r["temperature"] == 1.0 for r in requests), requests
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
 def test_a_hot_request_samples_beyond_the_tail_that_llama_cpp_cuts(
     embedded: EmbeddedLlamaClient,
 ) -> None:

@@ -134,6 +134,19 @@ def test_repeated_configuration_is_refused_and_asked_again() -> None:
     assert retry["temperature"] > 0  # a retry samples hotter than temperature=0
 
 
+def test_a_server_is_asked_at_the_papers_temperature_unless_one_is_given() -> None:
+    with ScriptedOpenAIServer([Reply(GOOD)]) as server:
+        run_study(client_for(server), n_trials=1)
+        default = server.requests[0]["temperature"]
+    with ScriptedOpenAIServer([Reply(GOOD)]) as server:
+        run_study(client_for(server), n_trials=1, temperature=0.7)
+        given = server.requests[0]["temperature"]
+    assert (default, given) == (0.0, 0.7)
+    with pytest.raises(ValueError, match=r"\[0, 2\].*got 5"):
+        LLMSampler("test", client=OpenAIChatClient("m", base_url="http://127.0.0.1:9/v1"),
+                   temperature=5)  # fmt: skip
+
+
 def test_a_configuration_repeated_up_to_rounding_is_refused_too() -> None:
     # Trial 0 is at full precision (a fallback's draw); the model writes it back shortened
     # to 4 decimals, as Gemma 270M did with the prompt's history: that is no choice.
