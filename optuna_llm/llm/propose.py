@@ -199,10 +199,18 @@ def send(
 
 
 def retry_temperature(temperature: float, attempt: int) -> float:
-    """Temperature of the ``attempt``-th request (0-based). At temperature 0 a model asked
-    again tends to repeat itself (small models repeat a configuration already tried), so each
-    retry samples a little hotter: 0.4, then 0.8, at most 1.0."""
-    return temperature if attempt == 0 else max(temperature, min(1.0, 0.4 * attempt))
+    """Temperature of the ``attempt``-th request (0-based). A model asked again tends to
+    repeat itself (small models repeat a configuration already tried), so each retry samples
+    0.4 hotter than the one before, at most 2 (what OpenAI-compatible servers accept): 0.4 and
+    0.8 after a first request at 0, 1.4 and 1.8 after one at 1. At a flat 1.0 the embedded
+    270M model wrote the same refused copy at all three requests of 9 trials of 10
+    (docs/llm.md, sixth session).
+
+    Example:
+        >>> [retry_temperature(0.0, a) for a in range(3)], retry_temperature(1.0, 2)
+        ([0.0, 0.4, 0.8], 1.8)
+    """
+    return round(min(2.0, temperature + 0.4 * attempt), 6)
 
 
 def retry_seed(seed: int | None, attempt: int) -> int | None:

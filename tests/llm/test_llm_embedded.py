@@ -45,8 +45,8 @@ def test_branin_study_through_llama_cpp_server() -> None:
             "Minimise the 2-D Branin function.", base_url=base_url, model="gemma", seed=0
         )
         study = optuna.create_study(sampler=sampler)
-        study.optimize(branin, n_trials=8)
-    assert len(study.trials) == 8
+        study.optimize(branin, n_trials=4)
+    assert len(study.trials) == 4
     for trial in study.trials:
         assert trial.state == TrialState.COMPLETE
         assert -5.0 <= trial.params["x"] <= 10.0 and 0.0 <= trial.params["y"] <= 15.0

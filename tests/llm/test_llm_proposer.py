@@ -65,7 +65,7 @@ def test_temperature_and_seed_are_sent_and_change_on_each_retry() -> None:
         with pytest.raises(ProposalFailed):
             proposer.propose(SPACE, [])
         sent = [(r["temperature"], r["seed"]) for r in server.requests]
-    assert sent == [(0.2, 7), (0.4, 8), (0.8, 9)]
+    assert sent == [(0.2, 7), (0.6, 8), (1.0, 9)]  # each retry 0.4 hotter
 
 
 def test_with_no_seed_the_retries_still_get_distinct_seeds() -> None:
