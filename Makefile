@@ -8,6 +8,13 @@ PIP := $(PY) -m pip
 CONSTRAINTS := requirements/constraints.txt
 LINTED := optuna_llm tests examples scripts optunahub
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# llama-cpp-python compiles llama.cpp for this CPU (-march=native), but without Intel AMX: on a
+# virtual machine whose CPU lists AMX (amx_tile in /proc/cpuinfo), ggml's AMX matrix product
+# faults on its first instruction (general protection in ldtilecfg) and the embedded model
+# dies with a segmentation fault at its first token. AVX-512 and VNNI stay. (A wheel that pip
+# built earlier and cached is reused as it is: `pip cache remove llama_cpp_python` first.)
+NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+LLAMA_BUILD := CMAKE_ARGS="-DGGML_NATIVE=ON" CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)"
 
 # The fast subset that runs again on the oldest Optuna pyproject.toml claims (requirements/oldest.txt).
 OLDEST_TESTS := tests/samplers tests/worker tests/test_compat.py tests/test_imports.py
@@ -20,7 +27,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	# torch first: on these machines torch==2.13.0 resolves to a local CPU wheel;
 	# anything else would pull gigabytes of CUDA packages.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
+	$(LLAMA_BUILD) $(PIP) install -q -c $(CONSTRAINTS) -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
