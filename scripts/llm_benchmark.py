@@ -24,6 +24,8 @@ results file:
     python scripts/llm_benchmark.py llm-t1 --tasks hpobench/australian hpobench/car \\
         hpobench/credit_g hpobench/kc1 hpobench/segment --budgets 50   # and at 50 on the tables
     python scripts/llm_benchmark.py llm-t1-report
+    python scripts/llm_benchmark.py llm-t1-report --results \
+        docs/results/llm-sampler-t1-flat-retries.jsonl   # the same before the retry schedule
 
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
@@ -256,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", help="cut the phase to these tasks")
     parser.add_argument("--budgets", type=int, nargs="+", help="cut the phase to these budgets")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (at most 3)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=LLM_T1,
+        help="llm-t1-report: the llm rows to report (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.phase == "gp-report":
         print(gp_report())
@@ -264,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         from optuna_llm.bench import load_records
 
         baselines = [r for r in load_records([RESULTS]) if r["sampler"] in BASELINES]
-        print(report(baselines + (load_records([LLM_T1]) if LLM_T1.exists() else [])))
+        if not args.results.exists():
+            parser.error(f"--results {args.results} does not exist; run the llm-t1 phase first.")
+        print(report(baselines + load_records([args.results])))
         return 0
     if args.phase == "report":
         from optuna_llm.bench import load_records

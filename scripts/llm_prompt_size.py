@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from optuna_llm._attrs import LLM_CALLS, LLM_COMPLETION_TOKENS
 from optuna_llm.llm.embedded import EmbeddedLlamaClient
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import (
@@ -143,25 +144,29 @@ def timed_proposal(study: optuna.Study, value: float) -> tuple[float, dict]:
 def print_speed_table(proposals: int, histories: list[str]) -> None:
     print(
         "| embedded Gemma 3 270M, history at 10 trials | seconds per proposal (median) | "
-        "LLM calls per proposal (mean) | seconds per LLM call (mean) | sources |"
+        "LLM calls per proposal (mean) | seconds per LLM call (mean) | "
+        "answer tokens per LLM call (mean) | sources |"
     )
-    print("|---|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---|")
     for history in histories:
         study = study_with(10)
         sampler = LLMSampler(
             PROBLEM, client=make_client(), history=history, search_space=SPACE, seed=0
         )
         study.sampler = sampler
-        seconds, calls = [], []
+        seconds, calls, answer_tokens = [], [], []
         for _ in range(proposals):
             spent, attrs = timed_proposal(study, 0.5)
             seconds.append(spent)
-            calls.append(attrs.get("llm_calls", 0))
+            calls.append(attrs.get(LLM_CALLS, 0))
+            answer_tokens.append(attrs.get(LLM_COMPLETION_TOKENS, 0))
         sources = [t.user_attrs.get("source") for t in study.trials[10:]]
         per_call = sum(seconds) / max(1, sum(calls))
+        tokens_per_call = sum(answer_tokens) / max(1, sum(calls))
         print(
             f"| {history} | {statistics.median(seconds):.2f} | {statistics.mean(calls):.1f} | "
-            f"{per_call:.2f} | {', '.join(sorted(set(map(str, sources))))} |"
+            f"{per_call:.2f} | {tokens_per_call:.0f} | "
+            f"{', '.join(sorted(set(map(str, sources))))} |"
         )
 
 
