@@ -20,6 +20,11 @@ for a categorical:
   rule lets through (``0.5`` for a range ``[1e-05, 0.03]``, ``3e-08`` for ``[5e-08, 1]``) is
   still checked by :mod:`optuna_llm.llm.validate`, which repairs a near miss and refuses the
   rest.
+- **Digits** (floats): at most :data:`FRACTION_DIGITS` digits after the point, not counting
+  the zeros that lead them, and an exponent of at most two digits. Gemma writes each digit as
+  its own token, and unbounded it wrote 16-digit mantissas and exponents such as ``7e-300``
+  for a range ``[-5, 5]``: such answers ran to 120-160 tokens, most of a proposal's time. Six
+  digits are finer than any hyperparameter needs.
 
 The rules use a small part of GBNF (quoted literals, character classes, groups, ``|``, ``?``
 and ``{m,n}``) that :func:`gbnf_to_regex` turns into a Python regular expression, so the tests
@@ -46,8 +51,11 @@ Item = str
 """A character class such as ``[0-9]`` (the same text in GBNF and in a regex) or ``-``."""
 Alternative = list[Item]
 
-_DIGITS = 16
-"""Most digits written before and after a float's point (what llama-cpp-python allows)."""
+FRACTION_DIGITS = 6
+"""Most digits after a float's point, not counting the zeros that lead them (``0.000123456``)."""
+
+_SMALLEST_DECADE = 15
+"""Most leading zeros after a float's point (``0.`` and 14 zeros, then a digit: 1e-15)."""
 
 
 def _digit_strings(a: str, b: str) -> list[Alternative]:
@@ -104,8 +112,10 @@ def _magnitude(upper: float, lower: float) -> str:
     With ``lower > 0`` zero cannot be written, and neither can leading zeros or an exponent
     that go below ``lower``'s decade."""
     whole = math.floor(upper) if upper >= 1 else 0
-    fraction = f'"." [0-9]{{1,{_DIGITS}}}'
-    digits = f"[0-9]{{0,{_DIGITS - 1}}}"
+    significant = f"[1-9] [0-9]{{0,{FRACTION_DIGITS - 1}}}"
+    # leading zeros, then a last zero or the significant digits: one way to read each string
+    fraction = f'"." [0]{{0,{_SMALLEST_DECADE - 1}}} ([0] | {significant})'
+    digits = f"[0-9]{{0,{FRACTION_DIGITS - 1}}}"
     if lower > 0:
         # lower's decade is [10**-decades, 10**-decades * 10): nothing below it can be written
         decades = -math.floor(math.log10(lower)) if lower < 1 else 0
@@ -118,13 +128,13 @@ def _magnitude(upper: float, lower: float) -> str:
         )
     else:
         small = f'"0" ({fraction})?'
-        exponent = '[eE] "-" [0-9]{1,3}'
+        exponent = '[eE] "-" [0-9]{1,2}'
     forms = [small] if small else []
     first = max(1, math.floor(lower))
     if whole - 1 >= first:
         forms.append(f"({to_gbnf(int_range_alternatives(first, whole - 1))}) ({fraction})?")
     if whole >= 1:
-        forms.append(f'"{whole}" ("." [0]{{1,{_DIGITS}}})?')
+        forms.append(f'"{whole}" ("." [0]{{1,{FRACTION_DIGITS}}})?')
     plain = " | ".join(forms)
     if lower == 0:  # an exponent only makes a value smaller: any, on any form
         return f"(({plain}) ({exponent})? | [1-9] ({fraction})? {exponent})"
@@ -148,7 +158,7 @@ def float_range_gbnf(low: float, high: float) -> str:
     if high >= 0:
         parts.append(_magnitude(high, max(low, 0.0)))
     if low < 0:  # "-" and a magnitude up to -low (down to -high when high < 0; never -0)
-        parts.append(f'"-" {_magnitude(-low, -high if high < 0 else 10.0 ** -(_DIGITS - 1))}')
+        parts.append(f'"-" {_magnitude(-low, -high if high < 0 else 10.0**-_SMALLEST_DECADE)}')
     return parts[0] if len(parts) == 1 else f"({' | '.join(parts)})"
 
 

@@ -96,3 +96,13 @@ def test_a_float_rule_keeps_sign_zero_and_top_inside(low: float, high: float) ->
 def test_a_float_rule_is_a_grammar_llama_cpp_accepts() -> None:
     for low, high in FLOAT_RANGES:
         llama_cpp.LlamaGrammar.from_string(f"root ::= {float_range_gbnf(low, high)}", verbose=False)
+
+
+@pytest.mark.parametrize(("low", "high"), [(-5.0, 5.0), (0.0, 0.2), (1e-08, 1.0), (1e-05, 0.1)])
+def test_a_float_rule_stops_six_digits_after_the_leading_zeros(low: float, high: float) -> None:
+    pattern = re.compile(gbnf_to_regex(float_range_gbnf(low, high)))
+    for text in ("0.123456", "0.0123456", "0.00123456", "1.234567e-05", "0.1"):
+        assert pattern.fullmatch(text), (text, low, high)
+    for text in ("0.1234567", "0.0012345678", "1.2345678e-05", "0.1234567890123456", "5e-300"):
+        assert not pattern.fullmatch(text), (text, low, high)
+        assert not pattern.fullmatch("-" + text), (text, low, high)
