@@ -13,11 +13,14 @@ for a categorical:
 - **Floats** (:func:`float_range_gbnf`): a close superset of ``[low, high]``, not an exact
   range. The sign is fixed by the bounds; the integer part is at most ``floor(high)`` (for
   ``high >= 1``, no fraction after ``floor(high)`` itself, so ``[0, 15]`` is exact at the top and
-  ``[0, 256.5]`` loses only ``(256, 256.5]``; below 1 any fraction is allowed); an exponent may
-  only be negative (``1e-05``), which keeps a value under its upper bound. With ``low > 0`` (a
-  log-scale range) zero cannot be written, and neither can a value below ``low``'s decade:
-  for ``[1e-08, 1]`` the model wrote ``1e-10``, ``1e-110`` and ``0``, now impossible. What the
-  rule lets through (``0.5`` for a range ``[1e-05, 0.03]``, ``3e-08`` for ``[5e-08, 1]``) is
+  ``[0, 256.5]`` loses only ``(256, 256.5]``); an exponent may only be negative (``1e-05``),
+  which keeps a value under its upper bound. With ``high < 1`` a number may not pass the
+  first digit of ``high`` in its decade (:func:`_below_one`): exactly ``high`` when that digit
+  is all of it (``[1e-05, 0.1]``: the model wrote ``0.26`` and ``1.564938e-1``, now
+  impossible), else up to the next digit (``0.039`` gets through for ``[1e-05, 0.03437]``).
+  With ``low > 0`` (a log-scale range) zero cannot be written, and neither can a value below
+  ``low``'s decade: for ``[1e-08, 1]`` the model wrote ``1e-10``, ``1e-110`` and ``0``, now
+  impossible. What the rule lets through (``0.039`` above, ``3e-08`` for ``[5e-08, 1]``) is
   still checked by :mod:`optuna_llm.llm.validate`, which repairs a near miss and refuses the
   rest.
 - **Digits** (floats): at most :data:`FRACTION_DIGITS` digits after the point, not counting
@@ -106,12 +109,56 @@ def int_range_alternatives(low: int, high: int) -> list[Alternative]:
     return negative + (_natural_range(0, high) if high >= 0 else [])
 
 
+def _leading_digit(value: float) -> tuple[int, int, bool]:
+    """``value``'s first significant digit, its decade and whether the digit is all of it:
+    ``0.2`` is ``(2, -1, True)``, ``0.03437`` is ``(3, -2, False)``."""
+    mantissa, exponent = f"{value:.12e}".split("e")
+    return int(mantissa[0]), int(exponent), set(mantissa[2:]) <= {"0"}
+
+
+def _below_one(upper: float, lower: float) -> str:
+    """GBNF for a magnitude in about ``[lower, upper]`` with ``0 < upper < 1``: nothing above
+    ``upper``'s first digit (exactly ``upper`` when that digit is all of it, as in ``0.1`` or
+    ``2e-3``), nothing below ``lower``'s decade, and zero only where ``lower`` is 0."""
+    top, decade, exact = _leading_digit(upper)
+    zeros = -decade - 1  # zeros after the point before upper's first digit
+    deepest = (-math.floor(math.log10(lower)) - 1) if lower > 0 else _SMALLEST_DECADE - 1
+    rest = f"[0-9]{{0,{FRACTION_DIGITS - 1}}}"
+    after_top = f"[0]{{0,{FRACTION_DIGITS - 1}}}" if exact else rest
+    below_top = f"[1-{top - 1}]" if top > 2 else "[1]"
+    first = [f"{below_top} {rest}"] if top > 1 else []
+    in_decade = " | ".join([*first, f'"{top}" {after_top}'])
+    decimals = [f'"{"0" * zeros}" ({in_decade})' if zeros else f"({in_decade})"]
+    if deepest > zeros:  # the decades below upper's, down to lower's
+        decimals.append(f"[0]{{{zeros + 1},{deepest}}} [1-9] {rest}")
+    forms = [f'"0" "." ({" | ".join(decimals)})']
+    if lower == 0:
+        forms.append(f'"0" ("." [0]{{1,{_SMALLEST_DECADE}}})?')
+    # scientific: upper's own decade with the same first digit, and the decades below it
+    fraction = f'("." [0-9]{{1,{FRACTION_DIGITS}}})?'
+    top_mantissa = " | ".join(
+        [
+            *([f"{below_top} {fraction}"] if top > 1 else []),
+            f'"{top}" ("." [0]{{1,{FRACTION_DIGITS}}})?' if exact else f'"{top}" {fraction}',
+        ]
+    )
+    forms.append(f'({top_mantissa}) [eE] "-" [0]{{0,2}} "{-decade}"')
+    if deepest + 1 > -decade:
+        exponents = to_gbnf(int_range_alternatives(-decade + 1, min(deepest + 1, 99)))
+        forms.append(f'[1-9] {fraction} [eE] "-" [0]{{0,2}} ({exponents})')
+    return f"({' | '.join(forms)})"
+
+
 def _magnitude(upper: float, lower: float) -> str:
     """GBNF for a decimal magnitude in about ``[lower, upper]`` (``0 <= lower <= upper``; see
     the module docstring): a plain decimal, or a digit with a negative exponent (``1e-05``).
     With ``lower > 0`` zero cannot be written, and neither can leading zeros or an exponent
     that go below ``lower``'s decade."""
-    whole = math.floor(upper) if upper >= 1 else 0
+    if upper == 0:
+        return f'("0" ("." [0]{{1,{FRACTION_DIGITS}}})?)'
+    if upper < 1:
+        return _below_one(upper, lower)
+    whole = math.floor(upper)
     significant = f"[1-9] [0-9]{{0,{FRACTION_DIGITS - 1}}}"
     # leading zeros, then a last zero or the significant digits: one way to read each string
     fraction = f'"." [0]{{0,{_SMALLEST_DECADE - 1}}} ([0] | {significant})'

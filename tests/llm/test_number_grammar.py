@@ -101,8 +101,37 @@ def test_a_float_rule_is_a_grammar_llama_cpp_accepts() -> None:
 @pytest.mark.parametrize(("low", "high"), [(-5.0, 5.0), (0.0, 0.2), (1e-08, 1.0), (1e-05, 0.1)])
 def test_a_float_rule_stops_six_digits_after_the_leading_zeros(low: float, high: float) -> None:
     pattern = re.compile(gbnf_to_regex(float_range_gbnf(low, high)))
-    for text in ("0.123456", "0.0123456", "0.00123456", "1.234567e-05", "0.1"):
+    for text in ("0.0123456", "0.00123456", "1.234567e-05", "0.05"):
         assert pattern.fullmatch(text), (text, low, high)
     for text in ("0.1234567", "0.0012345678", "1.2345678e-05", "0.1234567890123456", "5e-300"):
         assert not pattern.fullmatch(text), (text, low, high)
         assert not pattern.fullmatch("-" + text), (text, low, high)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(1e-05, 0.1), (0.0, 0.2), (1e-05, 0.03437), (-1e-3, 1e-3), (2e-4, 0.005)]
+)
+def test_a_float_rule_below_one_stops_at_the_upper_bounds_first_digit(
+    low: float, high: float
+) -> None:
+    """The model wrote 0.26 and 1.564938e-1 for a weight decay in [1e-05, 0.1]: each cost a
+    request. Below 1 a number may not pass the upper bound's first digit (exactly the bound
+    when that digit is all of it, as in 0.1 or 0.2)."""
+    pattern = re.compile(gbnf_to_regex(float_range_gbnf(low, high)))
+    mantissa, exponent = f"{high:e}".split("e")
+    ceiling = (
+        high
+        if float(mantissa) == int(float(mantissa))
+        else (int(mantissa[0]) + 1) * 10.0 ** int(exponent)
+    )
+    rng = np.random.default_rng(1)
+    texts = ["0.26", "1.564938e-1", "0.15", "0.1", "0.2", "0.21", "2e-1", "2.0e-1", "0.0999",
+             "0.034", "0.039", "0.04", "4e-2", "3.9e-2", "0.001", "0.0011", "1.1e-3", "1e-3",
+             "0.005", "0.0051", "5e-3", "5.1e-3", "9e-3", "0.0002", "1e-4"]  # fmt: skip
+    texts += [form for v in rng.uniform(0, 1.2 * ceiling, 300) for form in written(float(v))]
+    for text in texts:
+        if pattern.fullmatch(text):
+            assert abs(float(text)) <= ceiling * (1 + 1e-12), (text, low, high)
+    for text in written(high * 0.999) + written(high) + written(max(low, high / 7)):
+        if float(text) <= high:
+            assert pattern.fullmatch(text), (text, low, high)  # the top of the range stays
