@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optuna_llm.llm.base import ChatResult, LLMUnavailableError, Message
+from optuna_llm.llm.lazy_grammar import LazyGrammar
 from optuna_llm.llm.number_grammar import float_range_gbnf, int_range_alternatives, to_gbnf
 
 _logger = logging.getLogger(__name__)
@@ -225,6 +226,12 @@ def grammar_for_schema(schema: dict[str, Any]) -> Any:
     return grammar
 
 
+def _logits_processors(*processors: Any) -> Any:
+    import llama_cpp
+
+    return llama_cpp.LogitsProcessorList(list(processors))
+
+
 @dataclass(frozen=True)
 class PrefillStats:
     """Prompt tokens of the last call, and how many of them llama.cpp had to evaluate (the
@@ -343,13 +350,21 @@ class EmbeddedLlamaClient:
             # (docs/llm.md). Sample from the whole distribution (its 40 most likely tokens, as
             # llama.cpp's top_k keeps) under the grammar, which keeps every answer valid.
             kwargs.update(top_p=1.0, min_p=0.0)
+        constraint = None
         if json_schema is not None:
-            kwargs["grammar"] = grammar_for_schema(json_schema)
+            # the grammar as a processor that checks the likeliest tokens first: llama-cpp-
+            # python's own grammar checks the whole vocabulary at every token (lazy_grammar.py)
+            constraint = LazyGrammar(llama, grammar_for_schema(json_schema))
+            kwargs["logits_processor"] = _logits_processors(constraint)
         if seed is not None:
             kwargs["seed"] = seed
         with _lock_of(llama):
             _reset_counters(llama)
-            out = llama.create_chat_completion(**kwargs)
+            try:
+                out = llama.create_chat_completion(**kwargs)
+            finally:
+                if constraint is not None:
+                    constraint.close()
             evaluated = _prompt_tokens_evaluated(llama)
         text = out["choices"][0]["message"].get("content") or ""
         usage = out.get("usage") or {}

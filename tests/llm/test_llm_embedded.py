@@ -222,6 +222,49 @@ def test_the_answer_grammar_keeps_numbers_inside_their_range(embedded: EmbeddedL
         assert 0 < config["alpha"] <= 1.0 and -5.0 <= config["x"] <= 10.0, result.text
 
 
+def test_the_lazy_grammar_answers_as_llama_cpps_own_grammar(embedded: EmbeddedLlamaClient) -> None:
+    # The client checks the likeliest 256 tokens against the grammar before the whole
+    # vocabulary (llm/lazy_grammar.py): at temperature 0 the answer must be the one that
+    # llama-cpp-python's grammar (every token checked) gives, token for token.
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from optuna_llm.llm.embedded import grammar_for_schema, merge_system_turn
+    from optuna_llm.llm.schema import answer_schema
+
+    space = {
+        "optimizer": CategoricalDistribution(["adam", "sgd"]),
+        "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+        "weight_decay": FloatDistribution(1e-5, 1e-1, log=True),
+    }
+    schema = answer_schema(space, 1, "first")
+    ask = {"role": "user", "content": "Propose a training configuration for ResNet-9."}
+    messages = merge_system_turn([SYSTEM, ask])
+    llama = embedded._llama()
+    other = [{"role": "user", "content": "Say a word."}]
+    for temperature in (0.0, 1.0):
+        # llama.cpp's logits depend a little on how much of the prompt it reuses from its
+        # cache (a reused prefix is evaluated in other batches): the same request after a
+        # different one, and right after itself, can differ at a near tie. Both paths below
+        # start from the same state: after another prompt.
+        embedded.chat(other, max_tokens=4)
+        lazy = embedded.chat(
+            [SYSTEM, ask], json_schema=schema, max_tokens=160, temperature=temperature, seed=5
+        ).text
+        embedded.chat(other, max_tokens=4)
+        whole = llama.create_chat_completion(
+            messages=messages,
+            grammar=grammar_for_schema(schema),
+            max_tokens=160,
+            temperature=temperature,
+            top_p=1.0 if temperature else 0.95,
+            min_p=0.0 if temperature else 0.05,
+            seed=5,
+        )["choices"][0]["message"]["content"]
+        assert set(json.loads(lazy)["config"]) == set(space), lazy  # valid at either temperature
+        if temperature == 0.0:
+            assert lazy == whole
+
+
 def test_llm_sampler_asks_the_embedded_model_at_temperature_one(tmp_path: Path) -> None:
     # At temperature 0 the 270M model wrote back a configuration of its prompt on nearly every
     # trial (docs/llm.md): on the embedded model the default first request samples at 1.
