@@ -10,11 +10,11 @@ defaults: a Latin hypercube start, then Optuna's GP; on 30 % of the later trials
 LLM picks one of four labelled candidates, GP's own proposal and three GP points near the best
 trials). On the evidence in docs/benchmarks.md, it is the one that wins here: LLMSampler
 now chooses 87 % of its trials itself on the embedded model, but its choices beat random on 6
-of 15 table runs at 10 evaluations and 2 of 5 at 50 ("The paper's `llm` on its defaults"),
+of 15 table runs at 10 evaluations and 4 of 14 at 50 ("The paper's `llm` on its defaults"),
 and its stored rationale is a copied "..."; llm-guided beats random on 82 % of runs at 50
 evaluations, ties included ("LLM-guided on its defaults"). The 270M model
 answered "A" to every one of its 528 picks there, so what it picks is the per-trial shuffle of
-the candidates; each trial says which candidate it was and whose. The study takes about 25 s
+the candidates; each trial says which candidate it was and whose. The study takes about 15 s
 here after the install. ``--sampler llm`` runs the paper's LLMSampler instead.
 """
 
