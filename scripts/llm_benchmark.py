@@ -24,7 +24,7 @@ results file:
     python scripts/llm_benchmark.py llm-t1 --tasks hpobench/australian hpobench/car \\
         hpobench/credit_g hpobench/kc1 hpobench/segment --budgets 50   # and at 50 on the tables
     python scripts/llm_benchmark.py llm-t1-report
-    python scripts/llm_benchmark.py llm-t1-report --results \
+    python scripts/llm_benchmark.py llm-t1-report --results \\
         docs/results/llm-sampler-t1-flat-retries.jsonl   # the same before the retry schedule
 
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so

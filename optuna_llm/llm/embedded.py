@@ -226,12 +226,6 @@ def grammar_for_schema(schema: dict[str, Any]) -> Any:
     return grammar
 
 
-def _logits_processors(*processors: Any) -> Any:
-    import llama_cpp
-
-    return llama_cpp.LogitsProcessorList(list(processors))
-
-
 @dataclass(frozen=True)
 class PrefillStats:
     """Prompt tokens of the last call, and how many of them llama.cpp had to evaluate (the
@@ -354,8 +348,10 @@ class EmbeddedLlamaClient:
         if json_schema is not None:
             # the grammar as a processor that checks the likeliest tokens first: llama-cpp-
             # python's own grammar checks the whole vocabulary at every token (lazy_grammar.py)
+            import llama_cpp
+
             constraint = LazyGrammar(llama, grammar_for_schema(json_schema))
-            kwargs["logits_processor"] = _logits_processors(constraint)
+            kwargs["logits_processor"] = llama_cpp.LogitsProcessorList([constraint])
         if seed is not None:
             kwargs["seed"] = seed
         with _lock_of(llama):

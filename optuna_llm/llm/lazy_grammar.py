@@ -66,8 +66,6 @@ class LazyGrammar:
             raise ValueError("llama.cpp could not build a sampler for the answer grammar.")
         self._top = top
         self._seen: int | None = None
-        self.whole_vocabulary_checks = 0
-        """How many tokens needed the whole vocabulary checked (none of the top was allowed)."""
 
     def _allowed(
         self, ids: npt.NDArray[np.intc], logits: npt.NDArray[np.floating[Any]]
@@ -97,7 +95,6 @@ class LazyGrammar:
         self._seen = len(input_ids)
         allowed = self._allowed(top_tokens(logits, self._top), logits)
         if allowed.size == 0:
-            self.whole_vocabulary_checks += 1
             allowed = self._allowed(np.arange(logits.size, dtype=np.intc), logits)
         out = np.full_like(logits, -np.inf)
         out[allowed] = logits[allowed]

@@ -60,6 +60,9 @@ FRACTION_DIGITS = 6
 _SMALLEST_DECADE = 15
 """Most leading zeros after a float's point (``0.`` and 14 zeros, then a digit: 1e-15)."""
 
+_MORE_DIGITS = f"[0-9]{{0,{FRACTION_DIGITS - 1}}}"
+"""The digits that may follow a float's first significant digit."""
+
 
 def _digit_strings(a: str, b: str) -> list[Alternative]:
     """Every digit string of ``len(a)`` digits between ``a`` and ``b`` (``a <= b``, same length,
@@ -123,7 +126,7 @@ def _below_one(upper: float, lower: float) -> str:
     top, decade, exact = _leading_digit(upper)
     zeros = -decade - 1  # zeros after the point before upper's first digit
     deepest = (-math.floor(math.log10(lower)) - 1) if lower > 0 else _SMALLEST_DECADE - 1
-    rest = f"[0-9]{{0,{FRACTION_DIGITS - 1}}}"
+    rest = _MORE_DIGITS
     after_top = f"[0]{{0,{FRACTION_DIGITS - 1}}}" if exact else rest
     below_top = f"[1-{top - 1}]" if top > 2 else "[1]"
     first = [f"{below_top} {rest}"] if top > 1 else []
@@ -159,15 +162,13 @@ def _magnitude(upper: float, lower: float) -> str:
     if upper < 1:
         return _below_one(upper, lower)
     whole = math.floor(upper)
-    significant = f"[1-9] [0-9]{{0,{FRACTION_DIGITS - 1}}}"
     # leading zeros, then a last zero or the significant digits: one way to read each string
-    fraction = f'"." [0]{{0,{_SMALLEST_DECADE - 1}}} ([0] | {significant})'
-    digits = f"[0-9]{{0,{FRACTION_DIGITS - 1}}}"
+    fraction = f'"." [0]{{0,{_SMALLEST_DECADE - 1}}} ([0] | [1-9] {_MORE_DIGITS})'
     if lower > 0:
         # lower's decade is [10**-decades, 10**-decades * 10): nothing below it can be written
         decades = -math.floor(math.log10(lower)) if lower < 1 else 0
         zeros = f"[0]{{0,{decades - 1}}} " if decades >= 2 else ""
-        small = f'"0" "." {zeros}[1-9] {digits}' if decades >= 1 else None
+        small = f'"0" "." {zeros}[1-9] {_MORE_DIGITS}' if decades >= 1 else None
         exponent = (
             f'[eE] "-" [0]{{0,2}} ({to_gbnf(int_range_alternatives(1, decades))})'
             if decades >= 1
