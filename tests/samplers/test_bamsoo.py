@@ -52,7 +52,7 @@ def test_needs_no_more_evaluations_than_soo_on_branin() -> None:
     )
     assert bamsoo_evals <= soo_evals, (bamsoo_evals, soo_evals)
     assert bamsoo.best_value - BRANIN_MIN <= 2e-3
-    estimated = sum(len(t.user_attrs.get("gp_estimated", {})) for t in bamsoo.trials)
+    estimated = estimated_nodes(bamsoo)
     assert estimated > 0
 
 
@@ -107,11 +107,30 @@ def branin_value(x: float, y: float) -> float:
     return branin(optuna.trial.FixedTrial({"x": x, "y": y}))  # type: ignore[arg-type]
 
 
+def estimated_nodes(study: optuna.Study) -> int:
+    return sum(len(t.user_attrs.get("gp_estimated", {})) for t in study.trials)
+
+
+def test_a_narrower_width_skips_more_evaluations() -> None:
+    """The same budget on Branin: a quarter of B_N lets the GP decide more nodes without an
+    evaluation than Wang et al.'s width does."""
+    counts = {}
+    for scale in (1.0, 0.25):
+        study = optuna.create_study(sampler=BaMSOOSampler(seed=0, width_scale=scale))
+        study.optimize(branin, n_trials=30)
+        counts[scale] = estimated_nodes(study)
+    assert counts[0.25] > counts[1.0]
+
+
 def test_confidence_width_and_errors() -> None:
     assert confidence_width(1, 0.05) == pytest.approx(math.sqrt(2 * math.log(math.pi**2 / 0.3)))
     assert confidence_width(100, 0.05) > confidence_width(10, 0.05)
+    assert confidence_width(10, 0.05, 0.5) == pytest.approx(confidence_width(10, 0.05) / 2)
     with pytest.raises(ValueError, match="eta must be a number in"):
         BaMSOOSampler(eta=1.5)
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "0.5"):
+        with pytest.raises(ValueError, match="width_scale must be a finite number > 0"):
+            BaMSOOSampler(width_scale=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n_startup_trials"):
         BaMSOOSampler(n_startup_trials=1)
     with pytest.raises(ValueError, match="max_gp_points must be an integer >= n_startup"):
