@@ -249,13 +249,15 @@ def test_crash_fails_the_trial_with_its_log_then_the_study_goes_on_and_prunes(
     assert "gradient_accumulation_iters > 0" in reason  # the log's tail: the cause
 
     assert pruned.state == TrialState.PRUNED
-    # Pruned at the first poll of LitGPT's metrics that saw a validation loss; on a fast
-    # machine that poll can already hold several (seen: steps 4..24), never many.
+    # Pruned at the first poll of LitGPT's metrics that saw a validation loss. How many
+    # validation losses that poll already holds depends on the machine's speed and on when
+    # LitGPT's logger flushes (seen: 4..24 here, 4..44 on a faster CI machine), so the test
+    # checks that every one was reported, in order, and that training stopped early.
     steps = sorted(pruned.intermediate_values)
-    assert steps[0] == 4 and len(steps) <= 10, steps
+    assert steps == list(range(4, 4 * len(steps) + 1, 4)), steps
     out = Path(pruned.user_attrs["trial_dir"]) / "finetune"
     last_iter = read_curve(out).train_losses[-1][0]
-    assert last_iter < 200, last_iter  # stopped within a few polls, not after 100 epochs
+    assert last_iter < 600, last_iter  # a few polls in, far from the end of 100 epochs
     assert not (out / "final").exists()
 
 
