@@ -27,6 +27,12 @@ results file:
     python scripts/llm_benchmark.py llm-t1-report --results \\
         docs/results/llm-sampler-t1-flat-retries.jsonl   # the same before the retry schedule
 
+and the same ``llm`` since the prompt keeps what changes each trial (the budget) after the
+history, so llama.cpp reuses the cached history (a prompt unlike llm-t1's, so its own file):
+
+    python scripts/llm_benchmark.py llm-prefix
+    python scripts/llm_benchmark.py llm-t1-report --results docs/results/llm-sampler-prefix.jsonl
+
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
 to what fits (the report says what ran). Starting configuration: ``llm-guided`` and
@@ -59,6 +65,8 @@ GP_GUIDED = ROOT / "docs" / "results" / "llm-guided-gp.jsonl"
 the LLM picking among candidates on the embedded model."""
 LLM_T1 = ROOT / "docs" / "results" / "llm-sampler-t1.jsonl"
 """``llm`` with the numbers of its answer grammar kept in range, first request at temperature 1."""
+LLM_PREFIX = ROOT / "docs" / "results" / "llm-sampler-prefix.jsonl"
+"""``llm-t1`` again on the prompt whose history is a stable prefix (the budget after it)."""
 
 TABLES = (
     "hpobench/australian",
@@ -87,6 +95,7 @@ GRID = {
     "gp-base": Phase(("guided-base",), TASKS, (10, 50)),
     "gp-guided": Phase(("llm-guided",), TASKS, (10, 50)),
     "llm-t1": Phase(("llm",), TASKS, (10,)),
+    "llm-prefix": Phase(("llm",), TASKS, (10,)),
 }
 BASELINES = ("random", "tpe", "gp", "cmaes")
 
@@ -108,8 +117,9 @@ def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, see
         kwargs, results = {"guided-base": {"base": "gp"}}, BASE_GP
     elif name.startswith("gp-"):
         results = GP_GUIDED
-    elif name == "llm-t1":
-        kwargs, results = {"llm": {**llm, "temperature": 1.0}}, LLM_T1
+    elif name in ("llm-t1", "llm-prefix"):
+        kwargs = {"llm": {**llm, "temperature": 1.0}}
+        results = LLM_T1 if name == "llm-t1" else LLM_PREFIX
     run_all(keys, results, jobs=1, sampler_kwargs=kwargs, progress=True)
 
 

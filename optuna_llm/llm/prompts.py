@@ -175,6 +175,36 @@ def describe_goal(directions: Sequence[StudyDirection], metric_names: Sequence[s
     )
 
 
+def describe_budget(
+    finished: Sequence[FrozenTrial],
+    pending: Sequence[FrozenTrial],
+    n_trials: int | None = None,
+) -> str:
+    """The trials used so far and, given the study's budget ``n_trials``, the trials left.
+
+    Example:
+        >>> import optuna
+        >>> done = [optuna.trial.create_trial(value=1.0)] * 3
+        >>> describe_budget(done, [])
+        'Budget used: 3 trials finished (3 complete, 0 pruned, 0 failed), 0 running.'
+        >>> describe_budget(done, [], n_trials=10).split(". ")[-1]
+        'Trials left after this one: 6 of 10.'
+    """
+    counts = {
+        s: sum(t.state == s for t in finished)
+        for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    budget = (
+        f"Budget used: {len(finished)} trials finished ({counts[TrialState.COMPLETE]} "
+        f"complete, {counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed), "
+        f"{len(pending)} running."
+    )
+    if n_trials is not None:
+        left = max(0, n_trials - len(finished) - len(pending))
+        budget += f" Trials left after this one: {max(0, left - 1)} of {n_trials}."
+    return budget
+
+
 def format_trial(trial: FrozenTrial, params: Mapping[str, Any] | None = None) -> str:
     shown = {k: jsonable(v) for k, v in (params if params is not None else trial.params).items()}
     config = json.dumps(shown, ensure_ascii=False)
@@ -227,7 +257,11 @@ def select_history(
     n_recent: int,
 ) -> list[FrozenTrial]:
     """The best ``n_best`` complete feasible trials and the ``n_recent`` latest finished ones,
-    in trial-number order (an infeasible trial is shown only as a recent one)."""
+    in trial-number order (an infeasible trial is shown only as a recent one); every finished
+    trial while there are no more than ``n_best + n_recent``, so that the history only grows
+    at its end and llama.cpp reuses the KV cache of all of it at the next proposal."""
+    if len(finished) <= n_best + n_recent:
+        return sorted(finished, key=lambda t: t.number)
     complete = [
         t
         for t in finished
@@ -333,9 +367,8 @@ class PromptBuilder:
             and (t.params or t.system_attrs.get(PROPOSAL))
         ]
         conditions = conditional_parameters(search_space, finished)
-        header = self._header(
-            search_space, directions, metric_names, finished, pending, n_trials, restricted
-        )
+        header = self._header(search_space, directions, metric_names, restricted)
+        budget = describe_budget(finished, pending, n_trials)
         if conditions:
             header = header.replace(
                 describe_search_space(search_space),
@@ -349,8 +382,8 @@ class PromptBuilder:
         if state and state.strip():
             ask = f"Optimizer state:\n{state.strip()}\n\n{ask}"
         if self.settings.history == "chat":
-            return self._chat(header, ask, finished, pending)
-        return self._compressed(header, ask, finished, pending, directions)
+            return self._chat(header, budget, ask, finished, pending)
+        return self._compressed(header, f"{budget}\n\n{ask}", finished, pending, directions)
 
     # -- pieces -----------------------------------------------------------------------------
     def _header(
@@ -358,34 +391,20 @@ class PromptBuilder:
         search_space: Mapping[str, BaseDistribution],
         directions: Sequence[StudyDirection],
         metric_names: Sequence[str] | None,
-        finished: Sequence[FrozenTrial],
-        pending: Sequence[FrozenTrial],
-        n_trials: int | None = None,
         restricted: bool = False,
     ) -> str:
-        counts = {
-            s: sum(t.state == s for t in finished)
-            for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        }
+        # Only what stays the same from one trial to the next: llama.cpp reuses the KV cache
+        # of the unchanged prefix, so whatever changes (the budget) comes after the history.
         problem = self.settings.problem.strip() or "(no description given)"
         space_title = (
             "Search space (a region of the full space: propose inside it only)"
             if restricted
             else "Search space"
         )
-        budget = (
-            f"Budget used: {len(finished)} trials finished ({counts[TrialState.COMPLETE]} "
-            f"complete, {counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed), "
-            f"{len(pending)} running."
-        )
-        if n_trials is not None:
-            left = max(0, n_trials - len(finished) - len(pending))
-            budget += f" Trials left after this one: {max(0, left - 1)} of {n_trials}."
         return (
             f"Problem: {problem}\n"
             f"{describe_goal(directions, metric_names)}\n\n"
-            f"{space_title}:\n{describe_search_space(search_space)}\n\n"
-            f"{budget}"
+            f"{space_title}:\n{describe_search_space(search_space)}"
         )
 
     def _ask(
@@ -475,8 +494,8 @@ class PromptBuilder:
         if finished:
             shown = select_history(finished, directions, n_best, n_recent)
             title = (
-                f"Results so far (best {n_best} and latest {n_recent} of {len(finished)} "
-                "finished trials, as #trial config -> value):"
+                f"Results so far (the best {n_best} and the latest {n_recent} finished "
+                "trials, as #trial config -> value):"
                 if len(shown) < len(finished)
                 else "Results so far (#trial config -> value):"
             )
@@ -495,6 +514,7 @@ class PromptBuilder:
     def _chat(
         self,
         header: str,
+        budget: str,
         ask: str,
         finished: Sequence[FrozenTrial],
         pending: Sequence[FrozenTrial],
@@ -523,7 +543,9 @@ class PromptBuilder:
                     "\nBeing evaluated right now by other workers (do not propose these "
                     "again): " + "; ".join(json.dumps(_pending_params(t)) for t in pending)
                 )
-            user += "\n" + ask
+            user += "\n" + budget + "\n" + ask
+        else:
+            user = header + "\n\n" + budget + "\n\n" + ask
         messages.append({"role": "user", "content": user})
         return messages
 

@@ -90,7 +90,7 @@ def test_compressed_keeps_the_best_trials() -> None:
     text = build(study, "compressed")[-1]["content"]
     best = sorted(study.trials, key=lambda t: t.value)[:5]
     assert all(f"#{t.number} " in text for t in best)
-    assert "of 300 finished trials" in text
+    assert "Budget used: 300 trials finished" in text
 
 
 def test_running_trials_are_listed_as_pending() -> None:
@@ -170,6 +170,29 @@ def test_rationale_order_is_a_setting() -> None:
 def test_the_budget_left_is_stated_when_known() -> None:
     text = build(study_with(4), "compressed", n_trials=10)[-1]["content"]
     assert "Trials left after this one: 5 of 10." in text
+
+
+@pytest.mark.parametrize("history", ["compressed", "chat"])
+def test_a_new_trial_changes_the_prompt_only_after_the_history_shown_before(
+    history: str,
+) -> None:
+    # llama.cpp reuses the KV cache of the unchanged prefix: the budget, which changes every
+    # trial, must not sit before the history (it did, and ~85 % of the prompt was evaluated
+    # again at each proposal)
+    study = study_with(12)
+    before = "\n".join(m["content"] for m in build(study, history, n_trials=30))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"lr": 0.01, "layers": 3, "opt": "sgd"},
+            distributions=SPACE,
+            value=0.25,
+            user_attrs={"source": "llm"},
+        )
+    )
+    after = "\n".join(m["content"] for m in build(study, history, n_trials=30))
+    last_shown = before.rindex("#11")
+    shared = next(i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b)
+    assert shared > last_shown
 
 
 def test_conditional_parameters_are_shown_with_their_condition() -> None:
