@@ -32,6 +32,8 @@ history, so llama.cpp reuses the cached history (a prompt unlike llm-t1's, so it
 
     python scripts/llm_benchmark.py llm-prefix
     python scripts/llm_benchmark.py llm-t1-report --results docs/results/llm-sampler-prefix.jsonl
+    python scripts/llm_benchmark.py guided-prefix   # llm-guided on its defaults, the same prompt
+    python scripts/llm_benchmark.py gp-report --results docs/results/llm-guided-prefix.jsonl
 
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
@@ -67,6 +69,8 @@ LLM_T1 = ROOT / "docs" / "results" / "llm-sampler-t1.jsonl"
 """``llm`` with the numbers of its answer grammar kept in range, first request at temperature 1."""
 LLM_PREFIX = ROOT / "docs" / "results" / "llm-sampler-prefix.jsonl"
 """``llm-t1`` again on the prompt whose history is a stable prefix (the budget after it)."""
+GUIDED_PREFIX = ROOT / "docs" / "results" / "llm-guided-prefix.jsonl"
+"""``gp-guided``'s ``llm-guided`` again on that prompt (its ``guided-base`` uses no LLM)."""
 
 TABLES = (
     "hpobench/australian",
@@ -96,6 +100,7 @@ GRID = {
     "gp-guided": Phase(("llm-guided",), TASKS, (10, 50)),
     "llm-t1": Phase(("llm",), TASKS, (10,)),
     "llm-prefix": Phase(("llm",), TASKS, (10,)),
+    "guided-prefix": Phase(("llm-guided",), TASKS, (10, 50)),
 }
 BASELINES = ("random", "tpe", "gp", "cmaes")
 
@@ -117,6 +122,8 @@ def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, see
         kwargs, results = {"guided-base": {"base": "gp"}}, BASE_GP
     elif name.startswith("gp-"):
         results = GP_GUIDED
+    elif name == "guided-prefix":
+        results = GUIDED_PREFIX
     elif name in ("llm-t1", "llm-prefix"):
         kwargs = {"llm": {**llm, "temperature": 1.0}}
         results = LLM_T1 if name == "llm-t1" else LLM_PREFIX
@@ -253,13 +260,15 @@ def choice_report(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def gp_report() -> str:
-    """The GP-based guided rows against the baselines of the main results file."""
+def gp_report(guided_file: Path = GP_GUIDED) -> str:
+    """The GP-based guided rows against the baselines of the main results file; the
+    ``llm-guided`` rows from ``guided_file``, ``guided-base``'s (no LLM) from GP_GUIDED."""
     from optuna_llm.bench import load_records
 
     baselines = [r for r in load_records([RESULTS]) if r["sampler"] in BASELINES]
-    guided = load_records([GP_GUIDED]) if GP_GUIDED.exists() else []
-    return report(baselines + guided) + "\n\n" + choice_report(guided)
+    base = [r for r in load_records([GP_GUIDED]) if r["sampler"] == "guided-base"]
+    guided = [r for r in load_records([guided_file]) if r["sampler"] == "llm-guided"]
+    return report(baselines + base + guided) + "\n\n" + choice_report(guided)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,11 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         "--results",
         type=Path,
         default=LLM_T1,
-        help="llm-t1-report: the llm rows to report (default %(default)s)",
+        help="llm-t1-report: the llm rows to report (default %(default)s); gp-report: the "
+        "llm-guided rows (default: llm-guided-gp.jsonl)",
     )
     args = parser.parse_args(argv)
     if args.phase == "gp-report":
-        print(gp_report())
+        guided = GP_GUIDED if args.results == LLM_T1 else args.results
+        if not guided.exists():
+            parser.error(f"--results {guided} does not exist; run the guided-prefix phase first.")
+        print(gp_report(guided))
         return 0
     if args.phase == "llm-t1-report":
         from optuna_llm.bench import load_records
