@@ -5,8 +5,14 @@ Two history formats, as in Zhang et al. (2023):
 - ``"chat"``: the seed's multi-turn dialogue, one assistant turn (the configuration) and one
   user turn (its result) per finished trial. It grows linearly with the trials.
 - ``"compressed"``: one user message with the best ``k`` and the most recent ``m`` finished
-  trials, a one-line summary of the rest, and the running trials; ``k`` and ``m`` shrink until
-  the message fits ``max_prompt_tokens``, so the prompt stays bounded however long the study.
+  trials (all of them while there are no more than ``k + m``), the running trials, and a
+  budget line that counts every finished trial (complete, pruned, failed); ``k`` and ``m``
+  shrink until the message fits ``max_prompt_tokens``, so the prompt stays bounded however
+  long the study.
+
+In both, what changes from one trial to the next (the budget line, the newest results) comes
+after what does not (problem, search space, earlier results), so that a client with a prefix
+cache (llama.cpp) evaluates only the end of the prompt again.
 """
 
 from __future__ import annotations
