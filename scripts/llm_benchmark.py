@@ -280,13 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results",
         type=Path,
-        default=LLM_T1,
-        help="llm-t1-report: the llm rows to report (default %(default)s); gp-report: the "
-        "llm-guided rows (default: llm-guided-gp.jsonl)",
+        help="llm-t1-report: the llm rows to report (default: llm-sampler-t1.jsonl); "
+        "gp-report: the llm-guided rows (default: llm-guided-gp.jsonl)",
     )
     args = parser.parse_args(argv)
     if args.phase == "gp-report":
-        guided = GP_GUIDED if args.results == LLM_T1 else args.results
+        guided = args.results or GP_GUIDED
         if not guided.exists():
             parser.error(f"--results {guided} does not exist; run the guided-prefix phase first.")
         print(gp_report(guided))
@@ -295,9 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         from optuna_llm.bench import load_records
 
         baselines = [r for r in load_records([RESULTS]) if r["sampler"] in BASELINES]
-        if not args.results.exists():
-            parser.error(f"--results {args.results} does not exist; run the llm-t1 phase first.")
-        print(report(baselines + load_records([args.results])))
+        rows = args.results or LLM_T1
+        if not rows.exists():
+            parser.error(f"--results {rows} does not exist; run the llm-t1 phase first.")
+        print(report(baselines + load_records([rows])))
         return 0
     if args.phase == "report":
         from optuna_llm.bench import load_records
