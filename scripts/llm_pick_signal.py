@@ -24,7 +24,7 @@ pick scores 0.5 on average):
 Needs the embedded model (load it alone: see docs/llm.md) for the questions not yet in
 ``--out``; with the kept file, the table prints offline. Example::
 
-    OMP_NUM_THREADS=1 python scripts/llm_pick_signal.py --limit 40
+    OMP_NUM_THREADS=1 python scripts/llm_pick_signal.py --limit 40 --among 528
 """
 
 from __future__ import annotations
@@ -178,6 +178,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--limit", type=int, default=0, help="questions, drawn at random")
     parser.add_argument(
+        "--among",
+        type=int,
+        default=0,
+        help="draw among the cache's first N pick questions (file order; the cache only grows, "
+        "so --among 528 draws what the published run drew, before the reruns added theirs)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path("docs/results/llm-pick-signal.jsonl"),
@@ -186,6 +193,8 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     qs = list(questions(args.cache))
+    if args.among:
+        qs = qs[: args.among]
     if args.limit:
         qs = random.Random(0).sample(qs, min(args.limit, len(qs)))
     llama = None  # loaded only if some question is not in --out yet
