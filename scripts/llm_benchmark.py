@@ -35,6 +35,13 @@ history, so llama.cpp reuses the cached history (a prompt unlike llm-t1's, so it
     python scripts/llm_benchmark.py guided-prefix   # llm-guided on its defaults, the same prompt
     python scripts/llm_benchmark.py gp-report --results docs/results/llm-guided-prefix.jsonl
 
+and ``llm-guided`` asked for a point in its region again (``action="propose"``, HOLLM's ask
+behind the GP gate) now that a proposal samples at the embedded model's default temperature
+of 1 with the range grammar, as ``llm-t1`` does (its earlier ``propose`` rows were at 0):
+
+    python scripts/llm_benchmark.py guided-propose
+    python scripts/llm_benchmark.py gp-report --results docs/results/llm-guided-propose.jsonl
+
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
 to what fits (the report says what ran). Starting configuration: ``llm-guided`` and
@@ -71,6 +78,8 @@ LLM_PREFIX = ROOT / "docs" / "results" / "llm-sampler-prefix.jsonl"
 """``llm-t1`` again on the prompt whose history is a stable prefix (the budget after it)."""
 GUIDED_PREFIX = ROOT / "docs" / "results" / "llm-guided-prefix.jsonl"
 """``gp-guided``'s ``llm-guided`` again on that prompt (its ``guided-base`` uses no LLM)."""
+GUIDED_PROPOSE = ROOT / "docs" / "results" / "llm-guided-propose.jsonl"
+"""``llm-guided`` with ``action="propose"`` at the embedded model's default temperature (1)."""
 
 TABLES = (
     "hpobench/australian",
@@ -101,6 +110,7 @@ GRID = {
     "llm-t1": Phase(("llm",), TASKS, (10,)),
     "llm-prefix": Phase(("llm",), TASKS, (10,)),
     "guided-prefix": Phase(("llm-guided",), TASKS, (10, 50)),
+    "guided-propose": Phase(("llm-guided",), TASKS, (10, 50)),
 }
 BASELINES = ("random", "tpe", "gp", "cmaes")
 
@@ -124,6 +134,8 @@ def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, see
         results = GP_GUIDED
     elif name == "guided-prefix":
         results = GUIDED_PREFIX
+    elif name == "guided-propose":
+        kwargs, results = {"llm-guided": {"llm": llm, "action": "propose"}}, GUIDED_PROPOSE
     elif name in ("llm-t1", "llm-prefix"):
         kwargs = {"llm": {**llm, "temperature": 1.0}}
         results = LLM_T1 if name == "llm-t1" else LLM_PREFIX
@@ -248,15 +260,33 @@ def choice_report(records: list[dict]) -> str:
         for r in rows:
             origins.update(r.get("choice_origins", {}))
             seconds += r.get("llm_seconds", [])
-        if not rows:
-            continue
         total = sum(origins.values())
+        if not rows or not total:
+            continue
         other = total - origins["optimizer"] - origins["gp-ucb"]
         median = sorted(seconds)[len(seconds) // 2] if seconds else math.nan
         lines.append(
             f"| {budget} | {len(rows)} | {total} | {origins['optimizer']} | {origins['gp-ucb']} "
             f"| {other} | {median:.1f} |"
         )
+    return "\n".join(lines)
+
+
+def fallback_report(records: list[dict]) -> str:
+    """Why the LLM trials of ``llm-guided`` took the optimizer's point, counted per budget."""
+    lines = ["## Why LLM trials took the optimizer's point (llm-guided)", ""]
+    lines.append("| budget | runs | reason | trials |")
+    lines.append("|---|---|---|---|")
+    for budget in sorted({int(r["budget"]) for r in records}):
+        rows = [
+            r for r in records
+            if r["sampler"] == "llm-guided" and int(r["budget"]) == budget and not r.get("error")
+        ]  # fmt: skip
+        reasons: Counter[str] = Counter()
+        for r in rows:
+            reasons.update(r.get("fallback_reasons", {}))
+        for reason, count in reasons.most_common():
+            lines.append(f"| {budget} | {len(rows)} | {reason} | {count} |")
     return "\n".join(lines)
 
 
@@ -268,7 +298,8 @@ def gp_report(guided_file: Path = GP_GUIDED) -> str:
     baselines = [r for r in load_records([RESULTS]) if r["sampler"] in BASELINES]
     base = [r for r in load_records([GP_GUIDED]) if r["sampler"] == "guided-base"]
     guided = [r for r in load_records([guided_file]) if r["sampler"] == "llm-guided"]
-    return report(baselines + base + guided) + "\n\n" + choice_report(guided)
+    parts = [report(baselines + base + guided), choice_report(guided), fallback_report(guided)]
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

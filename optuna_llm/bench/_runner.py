@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from optuna_llm._attrs import CHOICE_ORIGIN, LLM_SECONDS, SOURCE
+from optuna_llm._attrs import CHOICE_ORIGIN, FALLBACK_REASON, LLM_SECONDS, SOURCE
 from optuna_llm.analysis.stats import chosen_regret_curve
 from optuna_llm.bench._parallel import simulate
 from optuna_llm.bench._tasks import Task, get_task
@@ -121,6 +121,20 @@ def sampler_kwargs_for(
     return kw
 
 
+def fallback_kind(reason: str) -> str:
+    """A fallback reason without its particulars (the point, the numbers): the words before
+    the first ``:``, ``{`` or ``(``, so the reasons of many trials can be counted.
+
+    Example:
+        >>> fallback_kind("the GP gate refused the LLM's point {'x': 1.0} (its point): ...")
+        "the GP gate refused the LLM's point"
+        >>> fallback_kind("the LLM gave no usable point: 3 answers refused")
+        'the LLM gave no usable point'
+    """
+    cut = min((i for i in (reason.find(c) for c in ":{(") if i >= 0), default=len(reason))
+    return reason[:cut].strip()
+
+
 def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
     """Run one (sampler, task, seed, budget, noise, workers) and return its JSON-ready record."""
     from optuna_llm.samplers import make_sampler
@@ -161,6 +175,11 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
         llm_seconds = [
             t.user_attrs[LLM_SECONDS] for t in study.trials if LLM_SECONDS in t.user_attrs
         ]
+        fallbacks = Counter(
+            fallback_kind(str(t.user_attrs[FALLBACK_REASON]))
+            for t in study.trials
+            if FALLBACK_REASON in t.user_attrs
+        )
         record.update(
             final_regret=float(curve[-1]),
             best_evaluated_regret=float(min(regret)),
@@ -176,6 +195,8 @@ def run_one(key: RunKey, extra_kwargs: Mapping[str, Mapping[str, Any]] | None = 
             record["choice_origins"] = dict(origins)
         if llm_seconds:
             record["llm_seconds"] = [float(x) for x in llm_seconds]
+        if fallbacks:
+            record["fallback_reasons"] = dict(fallbacks)
     except Exception as exc:  # a failing sampler is a result, recorded, not a crash of the grid
         record.update(
             final_regret=math.nan,

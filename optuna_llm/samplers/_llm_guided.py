@@ -80,7 +80,7 @@ from optuna_llm.llm.choose import labels_for
 from optuna_llm.llm.factory import make_client
 from optuna_llm.llm.prompts import PromptSettings
 from optuna_llm.llm.propose import ExchangeLog, Proposal, ProposalFailed
-from optuna_llm.llm.proposer import Proposer
+from optuna_llm.llm.proposer import Proposer, resolve_temperature
 from optuna_llm.samplers._gp_model import GPModel
 from optuna_llm.samplers._guided_choice import (
     Candidate,
@@ -124,6 +124,23 @@ def resolve_action(action: str, client: object) -> str:
     if action != "auto":
         return action
     return "choose" if enforces_schema(client) else "propose"
+
+
+def guided_temperature(temperature: float | None, action: str, client: object) -> float:
+    """The first request's temperature on an LLM trial: ``None`` is the client's default
+    for a proposal (:func:`resolve_temperature`: 1 for a client that enforces the schema, the
+    embedded model, which writes back its context at 0; 0 for a server) and 0 for a pick
+    (the likeliest label); a number is checked and kept.
+
+    Example:
+        >>> guided_temperature(None, "propose", object()), guided_temperature(None, "choose", 1)
+        (0.0, 0.0)
+        >>> guided_temperature(0.7, "choose", object())
+        0.7
+    """
+    if temperature is None and action == "choose":
+        return 0.0
+    return resolve_temperature(temperature, client)
 
 
 def is_llm_trial(number: int, n_startup_trials: int, llm_share: float) -> bool:
@@ -445,7 +462,11 @@ class LLMGuidedSampler(BaseSampler):
             each trial's constraints.
         model, base_url, api_key, cache, client: The LLM, as :class:`LLMSampler` takes it
             (none of them: the embedded Gemma 3 270M). Not built when ``llm_share`` is 0.
-        temperature: Sampling temperature of the LLM.
+        temperature: Sampling temperature of the LLM's first request on a trial (retries
+            sample hotter). ``None`` (default): when the LLM proposes, the client's default
+            (:func:`~optuna_llm.llm.proposer.resolve_temperature`: 1 for the embedded model,
+            which copies its context at 0, the paper's 0 for a server); when it chooses, 0
+            (the likeliest label).
         max_attempts: LLM answers per LLM trial before the optimizer's point is used.
         search_space: Distributions known up front (LLM trials need the whole space: with
             none, the space is the union of the parameters of earlier trials).
@@ -479,7 +500,7 @@ class LLMGuidedSampler(BaseSampler):
         api_key: str | None = None,
         cache: str | LLMCache | None = None,
         client: ChatClient | None = None,
-        temperature: float = 0.0,
+        temperature: float | None = None,
         max_attempts: int = 2,
         search_space: Mapping[str, BaseDistribution] | None = None,
         seed: int | None = None,
@@ -510,7 +531,7 @@ class LLMGuidedSampler(BaseSampler):
                 f"n_choices must be between 2 and 26 candidates (one letter each), got "
                 f"{n_choices}; 4 shows the optimizer's proposal and three from the GP."
             )
-        resolve_action(action, None)  # a bad action fails here, before a client is built
+        self._action = resolve_action(action, None)  # a bad one fails before a client is built
         self._base = _make_base(base, seed, n_startup_trials, constraints_func)
         self._seed = seed
         self._n_choices = n_choices
@@ -529,6 +550,7 @@ class LLMGuidedSampler(BaseSampler):
         self._proposer_llm: Proposer | None = None
         if client is not None:
             self._client = _SalvagingClient(client, max_tokens * candidates)
+            self._action = resolve_action(action, self._client)  # the wrapper forwards it
             # Configuration first, then a reason: a small model that reasons first spends its
             # tokens on it (issue 16 item 4); a cut-off reason is salvaged.
             settings = PromptSettings(
@@ -537,12 +559,11 @@ class LLMGuidedSampler(BaseSampler):
             self._proposer_llm = Proposer(
                 self._client,
                 settings,
-                temperature=temperature,
+                temperature=guided_temperature(temperature, self._action, self._client),
                 seed=seed,
                 max_attempts=max_attempts,
                 candidates=candidates,
             )
-        self._action = resolve_action(action, self._client)  # the wrapper forwards the client's
 
     # -- who decides a trial ------------------------------------------------------------------
     def _is_llm(self, study: Study, trial: FrozenTrial) -> bool:
@@ -595,16 +616,21 @@ class LLMGuidedSampler(BaseSampler):
             reason = f"the LLM gave no usable point: {exc}"
             extra = {LLM_SECONDS: _seconds_since(started)}
             return self._keep_own(study, trial, own, search_space, log, reason, extra=extra)
+        seconds = {LLM_SECONDS: _seconds_since(started)}
         proposal, verdict = self._gate(study, ranked, search_space, proposals, own)
         if verdict is not None:
-            return self._keep_own(study, trial, own, search_space, log, verdict, proposal)
+            return self._keep_own(
+                study, trial, own, search_space, log, verdict, proposal, extra=seconds
+            )
         if not claim_config(study, trial, proposal.params, search_space):
             reason = "another worker claimed the LLM's point at the same time"
-            return self._keep_own(study, trial, own, search_space, log, reason, proposal)
+            return self._keep_own(
+                study, trial, own, search_space, log, reason, proposal, extra=seconds
+            )
         attrs: dict[str, Any] = {
             SOURCE: proposal.source,
             RATIONALE: proposal.rationale,
-            LLM_SECONDS: _seconds_since(started),
+            **seconds,
         }
         if proposal.repairs:
             attrs[LLM_REPAIRS] = proposal.repairs

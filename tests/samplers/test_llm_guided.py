@@ -113,6 +113,26 @@ def test_a_client_that_enforces_the_schema_is_asked_without_values_to_copy() -> 
     assert 'with a value for each of "x", "n", "c"' in ask
 
 
+@pytest.mark.parametrize(
+    ("enforces", "action", "temperature", "sent"),
+    [
+        (True, "propose", None, 1.0),  # the embedded model copies its context at 0
+        (False, "propose", None, 0.0),  # a server: the paper's 0
+        (True, "choose", None, 0.0),  # a pick: the likeliest label
+        (True, "propose", 0.3, 0.3),  # a given temperature is kept
+    ],
+)
+def test_the_first_request_of_an_llm_trial_samples_at_the_clients_default(
+    enforces: bool, action: str, temperature: float | None, sent: float
+) -> None:
+    with ScriptedOpenAIServer(random_valid_responder(seed=3)) as server:
+        client = client_for(server.base_url)
+        client.enforces_schema = enforces  # type: ignore[misc]  # as the embedded model declares
+        run(client, n_trials=6, action=action, temperature=temperature)
+        [request] = server.requests
+    assert request["temperature"] == sent
+
+
 @pytest.mark.parametrize("server_kind", ["garbage", "dead", "http500"])
 def test_a_failing_llm_gives_the_optimizers_own_proposal_never_a_random_one(
     server_kind: str,
