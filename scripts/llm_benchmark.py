@@ -42,6 +42,13 @@ of 1 with the range grammar, as ``llm-t1`` does (its earlier ``propose`` rows we
     python scripts/llm_benchmark.py guided-propose
     python scripts/llm_benchmark.py gp-report --results docs/results/llm-guided-propose.jsonl
 
+and its control, the same sampler and gate with the LLM replaced by a uniform draw inside the
+box the LLM is shown (:class:`BoxRandomClient`, no model), so the LLM's share of any
+difference from ``guided-base`` can be told from a trust region's:
+
+    python scripts/llm_benchmark.py guided-box-random
+    python scripts/llm_benchmark.py gp-report --results docs/results/llm-guided-box-random.jsonl
+
 LLM phases record every exchange in ``docs/results/llm-benchmark-cache.jsonl`` (committed), so
 a rerun replays them without the model. ``--tasks`` / ``--budgets`` / ``--seeds`` cut a phase
 to what fits (the report says what ran). Starting configuration: ``llm-guided`` and
@@ -58,11 +65,16 @@ Example:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
+import random
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from optuna_llm.llm.base import ChatResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results" / "llm-benchmark.jsonl"
@@ -80,6 +92,8 @@ GUIDED_PREFIX = ROOT / "docs" / "results" / "llm-guided-prefix.jsonl"
 """``gp-guided``'s ``llm-guided`` again on that prompt (its ``guided-base`` uses no LLM)."""
 GUIDED_PROPOSE = ROOT / "docs" / "results" / "llm-guided-propose.jsonl"
 """``llm-guided`` with ``action="propose"`` at the embedded model's default temperature (1)."""
+GUIDED_BOX_RANDOM = ROOT / "docs" / "results" / "llm-guided-box-random.jsonl"
+"""``guided-propose`` with the LLM replaced by a uniform draw in the box (the control)."""
 
 TABLES = (
     "hpobench/australian",
@@ -111,8 +125,54 @@ GRID = {
     "llm-prefix": Phase(("llm",), TASKS, (10,)),
     "guided-prefix": Phase(("llm-guided",), TASKS, (10, 50)),
     "guided-propose": Phase(("llm-guided",), TASKS, (10, 50)),
+    "guided-box-random": Phase(("llm-guided",), TASKS, (10, 50)),
 }
 BASELINES = ("random", "tpe", "gp", "cmaes")
+
+
+class BoxRandomClient:
+    """The control of ``guided-propose``: a chat client that answers every request with a
+    point drawn uniformly inside the box its answer schema allows (the region the LLM is
+    shown), log-uniformly on a positive range of two decades or more, seeded by the request
+    (its seed and text), so a rerun draws the same points. It declares ``enforces_schema``
+    like the embedded model, so the sampler asks it exactly as it asks that model.
+
+    Example:
+        >>> schema = {"properties": {"config": {"properties": {
+        ...     "x": {"type": "number", "minimum": 0.0, "maximum": 1.0},
+        ...     "n": {"type": "integer", "minimum": 1, "maximum": 3},
+        ...     "c": {"enum": ["a", "b"]}}}}}
+        >>> text = BoxRandomClient().chat([{"role": "user", "content": "q"}],
+        ...                               json_schema=schema, seed=0).text
+        >>> sorted(json.loads(text)["config"])
+        ['c', 'n', 'x']
+    """
+
+    model = "box-random"
+    enforces_schema = True
+
+    def chat(self, messages: list[dict], **kwargs: object) -> ChatResult:
+        schema = kwargs.get("json_schema") or {}
+        assert isinstance(schema, dict)
+        text = json.dumps([kwargs.get("seed"), messages], sort_keys=True)
+        rng = random.Random(hashlib.sha256(text.encode()).hexdigest())
+        config = {
+            name: _draw_in(rule, rng)
+            for name, rule in schema["properties"]["config"]["properties"].items()
+        }
+        answer = json.dumps({"config": config, "rationale": "a uniform draw in the box"})
+        return ChatResult(answer, 0, 0, self.model)
+
+
+def _draw_in(rule: dict, rng: random.Random) -> object:
+    if "enum" in rule:
+        return rng.choice(rule["enum"])
+    low, high = rule["minimum"], rule["maximum"]
+    if rule.get("type") == "integer":
+        return rng.randint(int(low), int(high))
+    if low > 0 and high >= 100 * low:
+        return math.exp(rng.uniform(math.log(low), math.log(high)))
+    return rng.uniform(low, high)
 
 
 def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, seeds: int) -> None:
@@ -126,16 +186,28 @@ def run_phase(name: str, tasks: list[str] | None, budgets: list[int] | None, see
         budgets=list(budgets or phase.budgets),
     )
     llm = {"cache": str(CACHE)}
-    kwargs: dict[str, dict] = {"llm-guided": {"llm": llm}, "llm": dict(llm)}
+    # Each phase names the settings it was measured with where a default has changed since,
+    # so a rerun reproduces its rows: the first phases ran TPE as the optimizer and asked at
+    # temperature 0; gp-guided and guided-prefix ran the pick (the default until guided-propose).
+    first = {"llm": llm, "base": "tpe", "action": "propose", "temperature": 0.0}
+    kwargs: dict[str, dict] = {
+        "guided-base": {"base": "tpe"},
+        "llm-guided": first,
+        "llm": {**llm, "temperature": 0.0},
+    }
+    pick = {"llm-guided": {"llm": llm, "action": "choose"}}
     results = RESULTS
     if name == "base-gp":
         kwargs, results = {"guided-base": {"base": "gp"}}, BASE_GP
     elif name.startswith("gp-"):
-        results = GP_GUIDED
+        kwargs, results = pick, GP_GUIDED
     elif name == "guided-prefix":
-        results = GUIDED_PREFIX
+        kwargs, results = pick, GUIDED_PREFIX
     elif name == "guided-propose":
         kwargs, results = {"llm-guided": {"llm": llm, "action": "propose"}}, GUIDED_PROPOSE
+    elif name == "guided-box-random":
+        control = {"client": BoxRandomClient(), "action": "propose"}
+        kwargs, results = {"llm-guided": control}, GUIDED_BOX_RANDOM
     elif name in ("llm-t1", "llm-prefix"):
         kwargs = {"llm": {**llm, "temperature": 1.0}}
         results = LLM_T1 if name == "llm-t1" else LLM_PREFIX
@@ -245,16 +317,22 @@ def report(records: list[dict]) -> str:
     return "\n".join(out)
 
 
+def guided_rows_by_budget(records: list[dict]) -> list[tuple[int, list[dict]]]:
+    """The finished ``llm-guided`` runs of each budget, budgets in order."""
+    budgets = sorted({int(r["budget"]) for r in records})
+    return [
+        (b, [r for r in records if r["sampler"] == "llm-guided" and int(r["budget"]) == b
+             and not r.get("error")])
+        for b in budgets
+    ]  # fmt: skip
+
+
 def choice_report(records: list[dict]) -> str:
     """Whose candidates the LLM picked, and how long its requests took (``llm-guided``)."""
     lines = ["## The LLM's picks (llm-guided, action=choose)", ""]
     lines.append("| budget | runs | picks | optimizer's | GP's | other | seconds a pick (median) |")
     lines.append("|---|---|---|---|---|---|---|")
-    for budget in sorted({int(r["budget"]) for r in records}):
-        rows = [
-            r for r in records
-            if r["sampler"] == "llm-guided" and int(r["budget"]) == budget and not r.get("error")
-        ]  # fmt: skip
+    for budget, rows in guided_rows_by_budget(records):
         origins: Counter[str] = Counter()
         seconds: list[float] = []
         for r in rows:
@@ -277,11 +355,7 @@ def fallback_report(records: list[dict]) -> str:
     lines = ["## Why LLM trials took the optimizer's point (llm-guided)", ""]
     lines.append("| budget | runs | reason | trials |")
     lines.append("|---|---|---|---|")
-    for budget in sorted({int(r["budget"]) for r in records}):
-        rows = [
-            r for r in records
-            if r["sampler"] == "llm-guided" and int(r["budget"]) == budget and not r.get("error")
-        ]  # fmt: skip
+    for budget, rows in guided_rows_by_budget(records):
         reasons: Counter[str] = Counter()
         for r in rows:
             reasons.update(r.get("fallback_reasons", {}))
@@ -302,9 +376,39 @@ def gp_report(guided_file: Path = GP_GUIDED) -> str:
     return "\n\n".join(parts)
 
 
+def control_report(guided_file: Path, control_file: Path) -> str:
+    """``llm-guided`` of ``guided_file`` against the same sampler with the LLM replaced by a
+    uniform draw in the box (``control_file``) and both against ``guided-base``, per budget:
+    wins, ties, losses over the (task, seed) pairs, and the two-sided sign test's p-value
+    (ties left out), so a difference can be told from seed noise."""
+    from scipy.stats import binomtest
+
+    from optuna_llm.bench import load_records
+
+    def final(path: Path, name: str) -> dict[tuple[str, str, int, int], float]:
+        rows = [r for r in load_records([path]) if r["sampler"] == "llm-guided"]
+        return {(name, *k[1:]): v for k, v in _final(rows).items()}
+
+    base = [r for r in load_records([GP_GUIDED]) if r["sampler"] == "guided-base"]
+    scores = {**final(guided_file, "llm"), **final(control_file, "box-random"), **_final(base)}
+    lines = ["| budget | sampler | opponent | wins | ties | losses | sign test p |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    pairs = (("llm", "box-random"), ("llm", "guided-base"), ("box-random", "guided-base"))
+    for budget in sorted({k[3] for k in scores}):
+        for a, b in pairs:
+            w, t, n = win_rate(scores, a, b, budget)
+            if not n:
+                continue
+            p = binomtest(w, n - t).pvalue if n > t else 1.0
+            lines.append(f"| {budget} | {a} | {b} | {w} | {t} | {n - w - t} | {p:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=(*GRID, "report", "gp-report", "llm-t1-report"))
+    parser.add_argument(
+        "phase", choices=(*GRID, "report", "gp-report", "llm-t1-report", "control-report")
+    )
     parser.add_argument("--tasks", nargs="+", help="cut the phase to these tasks")
     parser.add_argument("--budgets", type=int, nargs="+", help="cut the phase to these budgets")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (at most 3)")
@@ -312,9 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         "--results",
         type=Path,
         help="llm-t1-report: the llm rows to report (default: llm-sampler-t1.jsonl); "
-        "gp-report: the llm-guided rows (default: llm-guided-gp.jsonl)",
+        "gp-report: the llm-guided rows (default: llm-guided-gp.jsonl); control-report: the "
+        "llm-guided rows set against the control (default: llm-guided-propose.jsonl)",
     )
     args = parser.parse_args(argv)
+    if args.phase == "control-report":
+        print(control_report(args.results or GUIDED_PROPOSE, GUIDED_BOX_RANDOM))
+        return 0
     if args.phase == "gp-report":
         guided = args.results or GP_GUIDED
         if not guided.exists():

@@ -7,8 +7,8 @@ seconds per proposal with the embedded Gemma model. Prints Markdown tables.
     .venv/bin/python scripts/llm_prompt_size.py --orders last --candidates 1 4 --trials 10
         # ... and per number of candidates asked in one request
 
-    .venv/bin/python scripts/llm_prompt_size.py --guided-picks 9
-        # seconds per llm-guided LLM trial (GP fit, candidates and the embedded model's pick)
+    .venv/bin/python scripts/llm_prompt_size.py --guided-picks 9   # --guided-action choose
+        # seconds per llm-guided LLM trial (GP fit and the embedded model's point or pick)
 
 The second form runs a short LLMSampler study per (rationale order, task) with the embedded
 model and prints the share of trials the LLM chose itself (``llm`` or a near-miss repair) and
@@ -91,10 +91,11 @@ def main() -> None:
         "--show", action="store_true", help="print each trial's source and refusals to stderr"
     )
     parser.add_argument("--guided-picks", type=int, default=0, metavar="N")
+    parser.add_argument("--guided-action", default="auto", choices=("auto", "propose", "choose"))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.guided_picks:
-        print_guided_pick_table(args.guided_picks)
+        print_guided_pick_table(args.guided_picks, args.guided_action)
         return
     if args.orders:
         print_order_table(
@@ -170,16 +171,17 @@ def print_speed_table(proposals: int, histories: list[str]) -> None:
         )
 
 
-def print_guided_pick_table(picks: int) -> None:
-    """Seconds per LLM trial of LLMGuidedSampler on its defaults (GP, ``action="choose"`` on
-    the embedded model) after 10 random trials of the ResNet-9 space: the whole proposal (GP
-    fit, candidates, the pick) and the LLM's request alone (``llm_seconds``). Every trial
-    after the 10 is an LLM trial here (``llm_share=1``) so each ask measures one pick."""
+def print_guided_pick_table(picks: int, action: str = "auto") -> None:
+    """Seconds per LLM trial of LLMGuidedSampler on its defaults (GP; ``action="auto"`` is a
+    point proposed in the region, ``"choose"`` a pick among candidates) after 10 random trials
+    of the ResNet-9 space: the whole proposal (GP fit, the LLM, the gate or the candidates)
+    and the LLM's requests alone (``llm_seconds``). Every trial after the 10 is an LLM trial
+    here (``llm_share=1``) so each ask measures one."""
     from optuna_llm.samplers import LLMGuidedSampler
 
     study = study_with(10)
     study.sampler = LLMGuidedSampler(
-        PROBLEM, search_space=SPACE, seed=0, llm_share=1.0, n_trials=10 + picks
+        PROBLEM, search_space=SPACE, seed=0, llm_share=1.0, n_trials=10 + picks, action=action
     )
     total, llm, calls, sources = [], [], [], []
     for k in range(picks):
@@ -195,7 +197,8 @@ def print_guided_pick_table(picks: int) -> None:
     print("|---|---:|---:|---:|---|")
     counts = ", ".join(f"{s} {sources.count(s)}" for s in sorted(set(sources)))
     print(
-        f"| {picks} picks | {statistics.median(total):.2f} | {statistics.median(llm):.2f} | "
+        f"| {picks} LLM trials, action {action} | {statistics.median(total):.2f} | "
+        f"{statistics.median(llm):.2f} | "
         f"{statistics.mean(calls):.1f} | {counts} |"
     )
 

@@ -7,15 +7,15 @@ optuna-dashboard command.
 
 The sampler is ``llm-guided`` (:class:`~optuna_llm.samplers.LLMGuidedSampler` on its
 defaults: a Latin hypercube start, then Optuna's GP; on 30 % of the later trials the embedded
-LLM picks one of four labelled candidates, GP's own proposal and three GP points near the best
-trials). On the evidence in docs/benchmarks.md, it is the one that wins here: LLMSampler
-now chooses 87 % of its trials itself on the embedded model, but its choices beat random on 6
-of 15 table runs at 10 evaluations and 4 of 14 at 50 ("The paper's `llm` on its defaults"),
-and its stored rationale is a copied "..."; llm-guided beats random on 82 % of runs at 50
-evaluations, ties included ("LLM-guided on its defaults"). The 270M model
-answered "A" to every one of its 528 picks there, so what it picks is the per-trial shuffle of
-the candidates; each trial says which candidate it was and whose. The study takes about 15 s
-here after the install. ``--sampler llm`` runs the paper's LLMSampler instead.
+LLM writes a point inside the box around the best trials, sampled at temperature 1, and a GP
+gate keeps it or gives the trial GP's own proposal, saying why). On the evidence in
+docs/benchmarks.md it is the one that wins here: at 50 evaluations it beats random on 28 of 33
+runs and ties or beats GP alone on 22 of 33 ("LLM-guided proposing at temperature 1"), while
+the paper's LLMSampler, which chooses 87 % of its trials itself on the embedded model, beats
+random on 6 of 15 table runs at 10 evaluations and 4 of 15 at 50, with a copied "..." as its
+reason. The 270M model's reasons are not readable, so a trial it chose says so; a trial where
+its point was refused says why. The study takes about 20 s here after the install.
+``--sampler llm`` runs the paper's LLMSampler instead.
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sampler",
         default="llm-guided",
         choices=("llm-guided", "llm"),
-        help="llm-guided: GP runs the study, and on 30%% of the trials the LLM picks one of "
-        "its candidates (default: the better of the two on docs/benchmarks.md); llm: the LLM "
-        "proposes every trial",
+        help="llm-guided: GP runs the study, and on 30%% of the trials the LLM proposes a "
+        "point near the best ones, kept if a GP gate agrees (default: the better of the two on "
+        "docs/benchmarks.md); llm: the LLM proposes every trial",
     )
     add_seed(parser, default=0)
     parser.set_defaults(func=run)

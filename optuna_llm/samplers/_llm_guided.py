@@ -22,10 +22,12 @@ The pieces, and the published method each follows:
 * **What the LLM does** (``action``): write a point in the box (``"propose"``, HOLLM's ask),
   or pick one of a few labelled candidates, the optimizer's own proposal and the box's
   points of highest GP upper confidence bound, each shown with the GP's prediction
-  (``"choose"``; the default for the embedded model, which copies its history when asked for
-  numbers: docs/llm.md). Picking among an optimizer's candidates is LLAMBO's candidate
-  selection (Liu et al., ICLR 2024) with the candidates from the acquisition instead of the
-  LLM; Centaur's override becomes a choice the optimizer has pre-screened.
+  (``"choose"``). ``"propose"`` is the default on every client: on the embedded 270M model,
+  sampling at temperature 1 inside the box (the range grammar keeps it there), it measured
+  better than a pick, to which that model answered "A" every time (docs/benchmarks.md).
+  Picking among an optimizer's candidates is LLAMBO's candidate selection (Liu et al., ICLR
+  2024) with the candidates from the acquisition instead of the LLM; Centaur's override
+  becomes a choice the optimizer has pre-screened.
 * **When the LLM fails** (a bad answer, a dead server, a refused point, the gate): the
   optimizer's own proposal, recorded as ``source="fallback:<optimizer>"`` with the reason;
   never a random one. Small models make unreliable surrogates but usable candidate generators
@@ -106,14 +108,15 @@ CHOICE_SOURCE = "llm-choice"
 """``source`` of a trial whose configuration the LLM picked among the candidates."""
 
 
-def resolve_action(action: str, client: object) -> str:
-    """What the LLM does on its trials: ``"auto"`` is ``"choose"`` (pick one of the
-    candidates) for a client that enforces the schema (the embedded model: a small one that
-    writes back its history when asked for numbers), else ``"propose"`` (write a point in the
-    region, HOLLM's way).
+def resolve_action(action: str) -> str:
+    """What the LLM does on its trials: ``"auto"`` is ``"propose"`` (write a point in the
+    region, HOLLM's way) for every client; ``"choose"`` (pick one of the optimizer's
+    candidates) is asked for by name. On the embedded model ``"propose"`` at temperature 1
+    measured better than ``"choose"``, where the 270M model answered "A" to every pick
+    (docs/benchmarks.md, "LLM-guided proposing at temperature 1").
 
     Example:
-        >>> resolve_action("auto", object()), resolve_action("choose", object())
+        >>> resolve_action("auto"), resolve_action("choose")
         ('propose', 'choose')
     """
     if action not in ACTIONS:
@@ -121,9 +124,7 @@ def resolve_action(action: str, client: object) -> str:
             f"action must be one of {ACTIONS}, got {action!r}: 'propose' asks the LLM for a "
             "point in the region, 'choose' for a pick among the optimizer's candidates."
         )
-    if action != "auto":
-        return action
-    return "choose" if enforces_schema(client) else "propose"
+    return "propose" if action == "auto" else action
 
 
 def guided_temperature(temperature: float | None, action: str, client: object) -> float:
@@ -422,14 +423,14 @@ class LLMGuidedSampler(BaseSampler):
     4. the LLM's point is used (``source="llm"``/``"llm-repaired"``, ``rationale``), or else
        the optimizer's (``source="fallback:<base>"``, ``fallback_reason``).
 
-    With ``action="choose"`` (the default for the embedded model) steps 2-3 differ: the LLM
+    With ``action="choose"`` steps 2-3 differ: the LLM
     is shown ``n_choices`` labelled candidates, the optimizer's proposal and the points of
     highest GP upper confidence bound inside the box (:mod:`._guided_choice`, in an order
     shuffled per trial, each with the GP's prediction), and answers with one label
     (``source="llm-choice"``, ``choice_origin`` says whose candidate it picked,
     ``llm_options`` what it was shown). The candidates are the acquisition's own, so no gate
-    follows. A 270M model asked for numbers writes back its history; a pick is one valid
-    letter under its grammar, at the cost of a prefill and a few tokens.
+    follows. A pick is one valid letter under its grammar, at the cost of a prefill and a
+    few tokens; the embedded 270M model answered "A" to all 528 picks of the benchmark.
 
     Every configuration is claimed against all trials of the study (finished, running,
     waiting), so workers sharing an RDB study never evaluate one twice. Nothing is kept
@@ -479,8 +480,7 @@ class LLMGuidedSampler(BaseSampler):
             region); the gate takes the one with the highest GP upper confidence bound.
         action: What the LLM does on its trials: ``"propose"`` a point in the region,
             ``"choose"`` one of ``n_choices`` candidates, or ``"auto"`` (default):
-            ``"choose"`` for a client that enforces the answer's schema (the embedded
-            model), else ``"propose"`` (:func:`resolve_action`).
+            ``"propose"`` (:func:`resolve_action`).
         n_choices: Candidates shown when the LLM chooses (the optimizer's and
             ``n_choices - 1`` from the GP), 2 to 26.
     """
@@ -531,7 +531,7 @@ class LLMGuidedSampler(BaseSampler):
                 f"n_choices must be between 2 and 26 candidates (one letter each), got "
                 f"{n_choices}; 4 shows the optimizer's proposal and three from the GP."
             )
-        self._action = resolve_action(action, None)  # a bad one fails before a client is built
+        self._action = resolve_action(action)  # a bad one fails before a client is built
         self._base = _make_base(base, seed, n_startup_trials, constraints_func)
         self._seed = seed
         self._n_choices = n_choices
@@ -550,7 +550,6 @@ class LLMGuidedSampler(BaseSampler):
         self._proposer_llm: Proposer | None = None
         if client is not None:
             self._client = _SalvagingClient(client, max_tokens * candidates)
-            self._action = resolve_action(action, self._client)  # the wrapper forwards it
             # Configuration first, then a reason: a small model that reasons first spends its
             # tokens on it (issue 16 item 4); a cut-off reason is salvaged.
             settings = PromptSettings(

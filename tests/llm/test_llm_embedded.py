@@ -8,10 +8,11 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from optuna_llm.llm.client import OpenAIChatClient
 from optuna_llm.llm.embedded import (
@@ -303,17 +304,23 @@ def test_a_hot_request_samples_beyond_the_tail_that_llama_cpp_cuts(
     assert len(configs) >= 2, configs
 
 
-def test_the_guided_sampler_picks_a_candidate_with_the_embedded_model(
-    embedded: EmbeddedLlamaClient,
-) -> None:
+def first_guided_llm_trial(embedded: EmbeddedLlamaClient, **kw: Any) -> FrozenTrial:
+    """Trial 5 of a 7-trial LLMGuidedSampler study on Branin (TPE after a 5-point start): the
+    first LLM trial."""
     from optuna_llm.samplers import LLMGuidedSampler
 
     sampler = LLMGuidedSampler(
-        "Minimise the Branin function.", client=embedded, seed=0, n_trials=7, base="tpe"
+        "Minimise the Branin function.", client=embedded, seed=0, n_trials=7, base="tpe", **kw
     )
     study = optuna.create_study(sampler=sampler)
     study.optimize(branin, n_trials=7)
-    trial = study.trials[5]  # the first trial after the 5-point start is an LLM trial
+    return study.trials[5]
+
+
+def test_the_guided_sampler_picks_a_candidate_with_the_embedded_model(
+    embedded: EmbeddedLlamaClient,
+) -> None:
+    trial = first_guided_llm_trial(embedded, action="choose")
     # The grammar makes every answer one of the labels: the pick is always usable.
     assert trial.user_attrs["source"] == "llm-choice", trial.user_attrs.get("fallback_reason")
     [shown] = [
@@ -323,3 +330,17 @@ def test_the_guided_sampler_picks_a_candidate_with_the_embedded_model(
     assert trial.user_attrs["llm_calls"] == 1 and trial.user_attrs["llm_seconds"] > 0
     # No reason is asked of the embedded model (its reasons were nonsense, docs/llm.md).
     assert json.loads(trial.user_attrs["llm_answer"]).keys() == {"choice"}
+
+
+def test_the_guided_sampler_proposes_inside_its_box_with_the_embedded_model(
+    embedded: EmbeddedLlamaClient,
+) -> None:
+    # The default action on the embedded model: a point written inside the box, sampled at
+    # temperature 1 (docs/benchmarks.md); the gate is off so the point itself is checked.
+    trial = first_guided_llm_trial(embedded, gate_tolerance=None)
+    answer = json.loads(trial.user_attrs["llm_answer"])  # the grammar: always this shape
+    assert set(answer["config"]) == {"x", "y"}
+    assert trial.user_attrs["source"] in ("llm", "llm-repaired"), trial.user_attrs
+    assert trial.params == pytest.approx(answer["config"], rel=0.05, abs=0.5)
+    prompt = trial.user_attrs["llm_prompt"]
+    assert "TPE runs this study; you propose one trial inside its region." in prompt

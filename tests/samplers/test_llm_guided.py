@@ -116,7 +116,8 @@ def test_a_client_that_enforces_the_schema_is_asked_without_values_to_copy() -> 
 @pytest.mark.parametrize(
     ("enforces", "action", "temperature", "sent"),
     [
-        (True, "propose", None, 1.0),  # the embedded model copies its context at 0
+        (True, "auto", None, 1.0),  # the embedded model proposes, and copies its context at 0
+        (True, "propose", None, 1.0),
         (False, "propose", None, 0.0),  # a server: the paper's 0
         (True, "choose", None, 0.0),  # a pick: the likeliest label
         (True, "propose", 0.3, 0.3),  # a given temperature is kept
