@@ -134,7 +134,8 @@ def guided_temperature(temperature: float | None, action: str, client: object) -
     (the likeliest label); a number is checked and kept.
 
     Example:
-        >>> guided_temperature(None, "propose", object()), guided_temperature(None, "choose", 1)
+        >>> server = object()  # declares no enforced schema, as an OpenAI-compatible server
+        >>> guided_temperature(None, "propose", server), guided_temperature(None, "choose", server)
         (0.0, 0.0)
         >>> guided_temperature(0.7, "choose", object())
         0.7
